@@ -1,0 +1,116 @@
+"""Turn pydantic validation errors into located, actionable :class:`ConfigIssue` objects."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from airflow_provider_sync.config.loader import LoadedYaml, PathKey, format_path
+from airflow_provider_sync.errors import ConfigIssue
+
+_MAX_SHOWN = 80
+
+
+def show_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def did_you_mean(word: str, allowed: list[str]) -> str:
+    """``" Did you mean 'schedule'?"`` for a near miss, else an empty string."""
+    close = difflib.get_close_matches(word, allowed, n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """BaseModel classes reachable from a field annotation (through Optional, Union, list, dict, Annotated)."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType, list, dict):
+        args = typing.get_args(annotation)
+        if origin is dict:
+            args = args[1:]
+        return [model for arg in args for model in _models_in(arg)]
+    return []
+
+
+def allowed_keys(model: type[BaseModel], path: PathKey) -> list[str]:
+    """Keys allowed in the mapping at ``path`` below ``model`` (empty when unknown)."""
+    candidates = [model]
+    for part in path:
+        if isinstance(part, int):
+            continue
+        following: list[type[BaseModel]] = []
+        for candidate in candidates:
+            field = candidate.model_fields.get(part)
+            if field is not None:
+                following.extend(_models_in(field.annotation))
+        candidates = following
+        if not candidates:
+            return []
+    return sorted({key for candidate in candidates for key in candidate.model_fields})
+
+
+def _data_path(loc: tuple[Any, ...], data: Any, keep_last: bool) -> PathKey:
+    """Map a pydantic ``loc`` onto the YAML data, dropping union tags such as ``function-after[...]``."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif keep_last and index == len(loc) - 1 and isinstance(part, (str, int)):
+            path.append(part)
+    return tuple(path)
+
+
+def _message(error: Any, model: type[BaseModel], path: PathKey) -> str:
+    kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    key = path[-1] if path else ""
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(model, path[:-1])
+        return f"unknown key {key!r}.{did_you_mean(str(key), allowed)} Allowed keys: {', '.join(allowed) or '(none)'}"
+    if kind == "missing":
+        return f"required key {key!r} is missing"
+    if kind == "literal_error":
+        expected = context.get("expected", "")
+        options = [option.strip(" '") for option in expected.replace(" or ", ",").split(",") if option.strip()]
+        hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
+        return f"{show_value(value)} is not allowed; allowed values: {expected}.{hint}"
+    if kind == "value_error":
+        message = error["msg"].removeprefix("Value error, ")
+        return message if repr(value) in message else f"{message} (got {show_value(value)})"
+    if kind == "string_pattern_mismatch":
+        return f"{show_value(value)} does not match the allowed pattern {context.get('pattern')}"
+    return f"{error['msg']} (got {show_value(value)})"
+
+
+def issues_from_validation(
+    error: ValidationError, loaded: LoadedYaml, model: type[BaseModel], prefix: PathKey = ()
+) -> list[ConfigIssue]:
+    """One issue per distinct location; unions report only their first (most specific) member error."""
+    issues: dict[PathKey, ConfigIssue] = {}
+    for item in error.errors():
+        keep_last = item["type"] in ("missing", "extra_forbidden")
+        path = _data_path(item["loc"], _subtree(loaded.data, prefix), keep_last)
+        full = (*prefix, *path)
+        if full in issues:
+            continue
+        issues[full] = ConfigIssue(loaded.file, format_path(full), loaded.line_of(full), _message(item, model, path))
+    return sorted(issues.values(), key=lambda issue: issue.line or 0)
+
+
+def _subtree(data: Any, prefix: PathKey) -> Any:
+    for part in prefix:
+        data = data[part]
+    return data

@@ -1,0 +1,146 @@
+"""The model of one pipeline file: DAG settings, shared table settings, and the list of tables.
+
+The step list is typed from the step registry: one optional field per registered step type, exactly one
+of which must be set per list item, so ``- mask: {...}`` validates against the mask step's own model and a
+misspelt step name is an unknown key with a "did you mean". The models are built once, on first use,
+because the registry is only complete after every step module was imported.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
+
+from airflow_provider_sync.config.sections import (
+
+    DefaultArgs,
+    IncrementalConfig,
+    SourceConfig,
+    StagingConfig,
+    StrictModel,
+    TargetConfig,
+)
+from airflow_provider_sync.config.steps import step_specs
+
+SCHEDULE_PRESETS = (
+    "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually",
+)  # fmt: skip
+
+
+def _check_schedule(value: str) -> str:
+    if value.startswith("@"):
+        if value not in SCHEDULE_PRESETS:
+            raise ValueError(f"unknown schedule preset {value!r}; allowed: {', '.join(SCHEDULE_PRESETS)}")
+        return value
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is not a valid cron expression (five fields: minute hour day-of-month month "
+            "day-of-week, e.g. '*/15 * * * *') nor a preset such as @daily"
+        )
+    return value
+
+
+class AssetSchedule(StrictModel):
+    """Run when upstream Airflow Assets are updated (for example another sync's target table)."""
+
+    assets: list[str] = Field(min_length=1, description="Asset URIs, e.g. sync://warehouse/public.orders.")
+
+
+Schedule = Annotated[str, AfterValidator(_check_schedule)] | AssetSchedule | None
+
+DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
+TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+def _table_fields(steps_type: Any) -> dict[str, Any]:
+    """Settings a table inherits from the file level and may override."""
+    return {
+        "source": (SourceConfig | None, Field(None, description="Where rows come from.")),
+        "target": (TargetConfig | None, Field(None, description="Where rows go.")),
+        "incremental": (IncrementalConfig | None, Field(None, description="What counts as new.")),
+        "steps": (
+            steps_type | None,
+            Field(None, description="Ordered transform steps between extract and load (a table's list "
+                  "replaces the file's)."),
+        ),
+        "pool": (str | None, Field(None, description="Airflow pool capping concurrent tasks on the source.")),
+    }
+
+
+def _step_entry_model() -> type[BaseModel]:
+    specs = step_specs()
+    fields: dict[str, Any] = {
+        name: (spec.model | None, Field(None, description=spec.summary)) for name, spec in specs.items()
+    }
+
+    def exactly_one(self: BaseModel) -> BaseModel:
+        chosen = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "each step is a mapping with exactly one key naming the step type; "
+                f"got {len(chosen)}. Allowed step types: {', '.join(specs) or '(none registered)'}"
+            )
+        return self
+
+    return create_model(
+        "Step",
+        __base__=StrictModel,
+        __validators__={"_exactly_one": model_validator(mode="after")(exactly_one)},  # type: ignore[dict-item]
+        **fields,
+    )
+
+
+@cache
+def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(PipelineFile, TableConfig)`` built against the complete step registry."""
+    from airflow_provider_sync.config.alerts import AlertsConfig
+    from airflow_provider_sync.config.audit import AuditConfig
+
+    step_list = list[_step_entry_model()]  # type: ignore[misc]
+    table_model = create_model(
+        "TableConfig",
+        __base__=StrictModel,
+        __doc__="One table of a multi-table file; becomes a task group. Unset settings come from the file.",
+        name=(TableName, Field(description="Table name in the DAG (task group id, watermark key).")),
+        **_table_fields(step_list),
+    )
+    file_model = create_model(
+        "PipelineFile",
+        __base__=StrictModel,
+        __doc__="One pipeline file: one Airflow DAG.",
+        version=(Literal[1], Field(description="Format version of this file; always 1.")),
+        dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
+        description=(str | None, None),
+        schedule=(Schedule, Field(None, description="Cron, a preset (@daily, @continuous, ...), "
+                                  "{assets: [...]}, or null for manual runs only.")),
+        start_date=(date | datetime, Field(datetime(2025, 1, 1, tzinfo=timezone.utc),
+                                           description="First logical date (UTC unless zoned).")),
+        end_date=(date | datetime | None, None),
+        catchup=(bool, Field(False, description="Create runs for missed intervals (backfill on deploy).")),
+        tags=(list[str], Field(default_factory=list)),
+        owner=(str, "airflow"),
+        max_active_runs=(int, Field(1, ge=1, description="Concurrent runs (keep 1 for watermark syncs).")),
+        max_consecutive_failed_dag_runs=(int | None, Field(None, ge=1, description="Pause the DAG after "
+                                                           "this many failed runs in a row.")),
+        params=(dict[str, Any], Field(default_factory=dict, description="Airflow params shown at trigger.")),
+        default_args=(DefaultArgs, Field(default_factory=DefaultArgs)),
+        staging=(StagingConfig, Field(default_factory=StagingConfig)),
+        alerts=(AlertsConfig | None, None),
+        audit=(AuditConfig | None, None),
+        tables=(list[table_model] | None, Field(None, description="Tables synced by this DAG; each "  # type: ignore[valid-type]
+                                                 "inherits the file-level settings.")),
+        **_table_fields(step_list),
+    )
+    return file_model, table_model
+
+
+def pipeline_file_model() -> type[BaseModel]:
+    return pipeline_models()[0]
+
+
+TABLE_SETTING_KEYS = ("source", "target", "incremental", "steps", "pool")

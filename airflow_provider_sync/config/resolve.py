@@ -1,0 +1,225 @@
+"""Load a pipeline file end to end: YAML → defaults → env substitution → models → resolved tables.
+
+Every problem of a file is collected before raising, so one ``ConfigError`` lists them all, each with file,
+YAML path and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from airflow_provider_sync.config.issues import issues_from_validation
+from airflow_provider_sync.config.loader import (
+    LoadedYaml,
+    PathKey,
+    deep_merge,
+    format_path,
+    load_yaml_file,
+    substitute_env,
+)
+from airflow_provider_sync.config.pipeline import TABLE_SETTING_KEYS, pipeline_models
+from airflow_provider_sync.config.sections import (
+    IncrementalConfig,
+    SourceConfig,
+    StagingConfig,
+    StrictModel,
+    TargetConfig,
+)
+from airflow_provider_sync.errors import ConfigError, ConfigIssue
+
+DEFAULTS_FILE_NAMES = ("defaults.yaml", "_defaults.yaml", "defaults.yml", "_defaults.yml")
+DEFAULT_BATCH_SIZE = 50_000
+
+
+class TableSpec(StrictModel):
+    """A table with file-level settings merged in and defaults applied: what the operators run."""
+
+    name: str
+    source: SourceConfig
+    target: TargetConfig
+    incremental: IncrementalConfig
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    pool: str | None = None
+    staging: StagingConfig = Field(default_factory=StagingConfig)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A validated pipeline file."""
+
+    path: str
+    sha256: str
+    model: BaseModel
+    tables: list[TableSpec]
+
+    @property
+    def dag_id(self) -> str:
+        return str(self.model.dag_id)  # type: ignore[attr-defined]
+
+
+def is_defaults_file(path: Path) -> bool:
+    return path.name in DEFAULTS_FILE_NAMES
+
+
+def find_defaults(path: Path) -> Path | None:
+    for name in DEFAULTS_FILE_NAMES:
+        candidate = path.parent / name
+        if candidate.is_file() and candidate.resolve() != path.resolve():
+            return candidate
+    return None
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Validate one pipeline file (merged over the folder's defaults file) and resolve its tables."""
+    path = Path(path)
+    loaded = load_yaml_file(path)
+    if not isinstance(loaded.data, dict):
+        raise ConfigError([ConfigIssue(loaded.file, "", 1, "a pipeline file must be a YAML mapping "
+                                       "(keys such as version, dag_id, source, target)")])
+    defaults_path = find_defaults(path)
+    if defaults_path is not None:
+        defaults = load_yaml_file(defaults_path)
+        if defaults.data is not None and not isinstance(defaults.data, dict):
+            raise ConfigError([ConfigIssue(defaults.file, "", 1, "the defaults file must be a YAML mapping")])
+        for key in defaults.data or {}:
+            if key in ("dag_id", "tables"):
+                raise ConfigError([ConfigIssue(defaults.file, key, defaults.line_of((key,)),
+                                               f"{key!r} cannot be set in a defaults file")])
+        loaded.data = deep_merge(defaults.data or {}, loaded.data)
+    issues = substitute_env(loaded)
+    file_model, _ = pipeline_models()
+    try:
+        model = file_model.model_validate(loaded.data)
+    except ValidationError as error:
+        issues.extend(issues_from_validation(error, loaded, file_model))
+        raise ConfigError(issues) from None
+    tables, table_issues = _resolve_tables(model, loaded)
+    issues.extend(table_issues)
+    if issues:
+        raise ConfigError(issues)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Pipeline(path=str(path), sha256=sha, model=model, tables=tables)
+
+
+def _settings(model: BaseModel) -> dict[str, Any]:
+    return {key: value for key in TABLE_SETTING_KEYS if (value := _dump(getattr(model, key))) is not None}
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_none=True)
+    if isinstance(value, list):
+        return [_dump(item) for item in value]
+    return value
+
+
+def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpec], list[ConfigIssue]]:
+    file_settings = _settings(model)
+    staging: StagingConfig = model.staging  # type: ignore[attr-defined]
+    tables_in_file = model.tables  # type: ignore[attr-defined]
+    entries: list[tuple[PathKey, str | None, dict[str, Any]]]
+    if tables_in_file is None:
+        entries = [((), None, {})]
+    else:
+        if not tables_in_file:
+            return [], [ConfigIssue(loaded.file, "tables", loaded.line_of(("tables",)),
+                                    "'tables' is empty; list at least one table or remove the key")]
+        entries = [(("tables", index), table.name, _settings(table)) for index, table in enumerate(tables_in_file)]
+    specs: list[TableSpec] = []
+    issues: list[ConfigIssue] = []
+    seen: dict[str, PathKey] = {}
+    for prefix, name, own in entries:
+        merged = {**file_settings, **{k: deep_merge(file_settings.get(k), v) for k, v in own.items()}}
+        if "steps" in own:
+            merged["steps"] = own["steps"]
+        problems = _requirements(merged)
+        for path, message in problems:
+            where = (*prefix, *path) if _present(loaded.data, (*prefix, *path)) or prefix else path
+            issues.append(ConfigIssue(loaded.file, format_path(where), loaded.line_of(where), message))
+        if problems:
+            continue
+        spec = _apply_defaults(name, merged, staging)
+        if spec.name in seen:
+            issues.append(ConfigIssue(loaded.file, format_path((*prefix, "name")), loaded.line_of((*prefix, "name")),
+                                      f"duplicate table {spec.name!r} (also at {format_path(seen[spec.name])}); "
+                                      "table names must be unique within a file"))
+            continue
+        seen[spec.name] = prefix
+        specs.append(spec)
+    return specs, issues
+
+
+def _present(data: Any, path: PathKey) -> bool:
+    for part in path:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return False
+    return True
+
+
+def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """What a table needs once file and table settings are merged."""
+    problems: list[tuple[PathKey, str]] = []
+    source, target = merged.get("source", {}), merged.get("target", {})
+    incremental = merged.get("incremental", {})
+    if not source.get("conn_id"):
+        problems.append((("source", "conn_id"), "required key 'conn_id' is missing: name the Airflow "
+                         "connection to read from"))
+    if not source.get("table") and not source.get("query"):
+        problems.append((("source",), "give 'table' or 'query' to say what to read"))
+    if not target.get("conn_id"):
+        problems.append((("target", "conn_id"), "required key 'conn_id' is missing: name the Airflow "
+                         "connection to write to"))
+    if not target.get("table") and not source.get("table"):
+        problems.append((("target", "table"), "required when the source is a query"))
+    mode = target.get("mode", "upsert")
+    if mode == "upsert" and not target.get("keys"):
+        problems.append((("target", "keys"), "mode 'upsert' needs 'keys': the columns that identify a row "
+                         "(or use mode 'append' or 'replace')"))
+    strategy = incremental.get("strategy", "full")
+    if strategy != "full":
+        if not incremental.get("column"):
+            problems.append((("incremental", "column"), f"strategy {strategy!r} needs 'column': the cursor "
+                             "column whose growth marks new or changed rows"))
+        if not incremental.get("key") and not target.get("keys"):
+            problems.append((("incremental", "key"), "give 'key' (tie-break columns) or target 'keys', so rows "
+                             "sharing a cursor value are never skipped between batches"))
+    elif incremental.get("mode") == "interval":
+        problems.append((("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, "
+                         "not 'full'"))
+    return problems
+
+
+def _apply_defaults(name: str | None, merged: dict[str, Any], staging: StagingConfig) -> TableSpec:
+    source = SourceConfig.model_validate(merged["source"])
+    target_raw = dict(merged["target"])
+    target_raw.setdefault("table", (source.table or "").split(".")[-1])
+    target_raw.setdefault("mode", "upsert")
+    target_raw.setdefault("create_if_missing", True)
+    target_raw.setdefault("on_load_error", "fail")
+    target = TargetConfig.model_validate(target_raw)
+    incremental_raw = dict(merged.get("incremental", {}))
+    incremental_raw.setdefault("strategy", "full")
+    incremental_raw.setdefault("batch_size", DEFAULT_BATCH_SIZE)
+    incremental_raw.setdefault("null_policy", "exclude")
+    incremental_raw.setdefault("source_timezone", "UTC")
+    incremental_raw.setdefault("mode", "watermark")
+    incremental_raw.setdefault("key", target.keys or [])
+    table_name = name or str(target.table).split(".")[-1]
+    return TableSpec(
+        name=table_name,
+        source=source,
+        target=target,
+        incremental=IncrementalConfig.model_validate(incremental_raw),
+        steps=merged.get("steps", []),
+        pool=merged.get("pool"),
+        staging=staging,
+    )

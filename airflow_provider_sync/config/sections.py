@@ -1,0 +1,166 @@
+"""YAML models of the sections a pipeline file and each of its tables share.
+
+Every model forbids unknown keys so a misspelt key is an error, never silently ignored. Fields that a
+table can inherit from the file level are optional here; :mod:`.pipeline` merges file and table settings
+and checks what is required once everything is known.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from airflow_provider_sync.config.identifiers import Identifier
+from airflow_provider_sync.config.types import Duration
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_qualified_name(value: str) -> str:
+    parts = value.split(".")
+    if len(parts) > 3 or any(not part for part in parts):
+        raise ValueError(
+            f"{value!r} is not a table name: use 'table', 'schema.table' or 'database.schema.table'"
+        )
+    for part in parts:
+        _IDENTIFIER.validate_python(part)
+    return value
+
+
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+QualifiedName = Annotated[
+    str,
+    AfterValidator(_check_qualified_name),
+    Field(description="Table name: `table`, `schema.table` or `database.schema.table`; always quoted in SQL."),
+]
+
+ConnId = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.\-]{1,250}$",
+        description="Airflow connection id (credentials live in the connection, never in YAML).",
+    ),
+]
+
+
+class SourceConfig(StrictModel):
+    """Where rows come from."""
+
+    conn_id: ConnId | None = None
+    table: QualifiedName | None = Field(None, description="Source table to read.")
+    query: str | None = Field(
+        None,
+        description="A SELECT to read instead of a table; it is wrapped as a subquery so the incremental "
+        "predicate and ordering still apply.",
+    )
+    columns: list[Identifier] | None = Field(None, description="Columns to read (default: all).")
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SourceConfig:
+        if self.table and self.query:
+            raise ValueError("give either 'table' or 'query', not both")
+        if self.query is not None and not self.query.lstrip().lower().startswith(("select", "with")):
+            raise ValueError("'query' must be a single SELECT (or WITH ... SELECT) statement")
+        return self
+
+
+LoadMode = Literal["append", "replace", "upsert"]
+
+
+class TargetConfig(StrictModel):
+    """Where rows go, and how they are written."""
+
+    conn_id: ConnId | None = None
+    table: QualifiedName | None = Field(None, description="Target table (default: the source table's name).")
+    mode: LoadMode | None = Field(
+        None,
+        description="append: insert, a ledger makes repeated ranges no-ops; replace: load then swap the "
+        "whole table; upsert: insert or update by `keys` (idempotent). Default: upsert.",
+    )
+    keys: list[Identifier] | None = Field(None, description="Key columns, required for upsert.")
+    create_if_missing: bool | None = Field(None, description="Create the target table from the mapped schema.")
+    topic: str | None = Field(None, description="Kafka topic, for Kafka targets (default: the table name).")
+    on_load_error: Literal["fail", "quarantine"] | None = Field(
+        None, description="fail: roll back and fail; quarantine: isolate rows the target rejects."
+    )
+
+
+Strategy = Literal["timestamp", "sequence", "version", "full"]
+CursorValue = int | float | str
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from None
+    return value
+
+
+class IncrementalConfig(StrictModel):
+    """What counts as new since the last run."""
+
+    strategy: Strategy | None = Field(
+        None,
+        description="timestamp: a last-modified column; sequence: an ever-growing id; version: a row "
+        "version counter; full: read everything every run. Default: full.",
+    )
+    column: Identifier | None = Field(None, description="Cursor column (required unless strategy is full).")
+    key: list[Identifier] | None = Field(
+        None, description="Tie-break key columns for rows with equal cursors (default: target keys)."
+    )
+    lag: Duration | int | None = Field(
+        None,
+        description="Re-read this far behind the watermark for late-committing sources: a duration for "
+        "timestamp cursors, a number for sequence/version cursors.",
+    )
+    initial_value: CursorValue | None = Field(None, description="Where the first run starts (exclusive).")
+    end_value: CursorValue | None = Field(None, description="Never read past this cursor value.")
+    batch_size: int | None = Field(None, gt=0, le=1_000_000, description="Rows per batch (default 50000).")
+    null_policy: Literal["exclude", "include", "fail"] | None = Field(
+        None, description="Rows whose cursor is NULL: exclude (counted, logged; default), include, or fail."
+    )
+    source_timezone: Annotated[str, AfterValidator(_check_timezone)] | None = Field(
+        None, description="Zone of naive source timestamps (default UTC); comparisons happen in UTC."
+    )
+    mode: Literal["watermark", "interval"] | None = Field(
+        None,
+        description="watermark: read past the stored watermark (default); interval: read the run's "
+        "[data_interval_start, data_interval_end) and never touch the watermark.",
+    )
+
+    @model_validator(mode="after")
+    def _lag_fits_strategy(self) -> IncrementalConfig:
+        if isinstance(self.lag, timedelta) and self.strategy in ("sequence", "version"):
+            raise ValueError(f"lag must be a number for strategy {self.strategy!r}, not a duration")
+        return self
+
+
+class DefaultArgs(StrictModel):
+    """Airflow task defaults: retries and timeouts."""
+
+    retries: int | None = Field(None, ge=0, le=100)
+    retry_delay: Duration | None = None
+    retry_exponential_backoff: bool | None = None
+    max_retry_delay: Duration | None = None
+    execution_timeout: Duration | None = None
+
+
+class StagingConfig(StrictModel):
+    """Where rows are staged between tasks."""
+
+    base: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9+.-]*://",
+        description="fsspec URL under which Arrow files are staged (default $SYNC_STAGING_BASE or a local "
+        "folder), e.g. s3://bucket/sync.",
+    )
+    conn_id: ConnId | None = Field(None, description="Airflow connection for the object store.")
+    keep_committed: bool = Field(False, description="Keep staged files after a successful run.")
+

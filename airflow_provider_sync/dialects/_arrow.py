@@ -1,0 +1,123 @@
+"""Arrow <-> driver value plumbing shared by the dialects (imported lazily: it needs pyarrow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .types import JSON_METADATA_KEY, JSON_METADATA_VALUE, Column
+
+Converter = Callable[[Any], Any]
+
+
+def is_json_field(field: pa.Field) -> bool:
+    return bool(field.metadata) and field.metadata.get(JSON_METADATA_KEY) == JSON_METADATA_VALUE
+
+
+def json_field(name: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, pa.string(), nullable, metadata={JSON_METADATA_KEY: JSON_METADATA_VALUE})
+
+
+def schema_of(columns: Sequence[Column]) -> pa.Schema:
+    """The Arrow schema for columns read from a database (JSON columns keep a metadata marker)."""
+    fields = []
+    for column in columns:
+        if "json" in column.db_type.lower():
+            fields.append(json_field(column.name, column.nullable))
+        else:
+            fields.append(pa.field(column.name, column.arrow_type, column.nullable))
+    return pa.schema(fields)
+
+
+def rows_to_batch(
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[Column],
+    converter_for: Callable[[Column], Converter | None],
+) -> pa.RecordBatch:
+    """Turn driver rows into a RecordBatch typed by ``columns``."""
+    schema = schema_of(columns)
+    values_by_column = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    arrays = []
+    for column, values in zip(columns, values_by_column, strict=True):
+        convert = converter_for(column)
+        if convert is not None:
+            values = tuple(None if v is None else convert(v) for v in values)
+        arrays.append(pa.array(values, type=column.arrow_type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def batch_rows(batch: pa.RecordBatch, converter_for: Callable[[pa.DataType], Converter | None]) -> list[tuple[Any, ...]]:
+    """Python rows of a batch, with per-type conversion to driver parameters."""
+    columns: list[list[Any]] = []
+    for array in batch.columns:
+        values = array.to_pylist()
+        convert = converter_for(array.type)
+        if convert is not None:
+            values = [None if v is None else convert(v) for v in values]
+        columns.append(values)
+    return list(zip(*columns, strict=True))
+
+
+_TEXT_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _escaped(array: pa.Array, escape_nul: bool) -> pa.Array:
+    for plain, escaped in _TEXT_ESCAPES + ((("\x00", "\\0"),) if escape_nul else ()):
+        array = pc.replace_substring(array, plain, escaped)
+    return array
+
+
+def _hex(array: pa.Array, prefix: str) -> pa.Array:
+    return pa.array([None if v is None else prefix + v.hex() for v in array.to_pylist()], pa.string())
+
+
+def text_column(array: pa.Array, flavour: str) -> pa.Array:
+    """One column in the tab-separated text format of PostgreSQL ``COPY`` (``flavour="postgres"``) or
+    MySQL ``LOAD DATA`` (``flavour="mysql"``): backslash escapes, timestamps in UTC, bytes as hex."""
+    kind = array.type
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _escaped(array.cast(pa.string()), escape_nul=flavour == "mysql")
+    if pa.types.is_boolean(kind):
+        true, false = ("t", "f") if flavour == "postgres" else ("1", "0")
+        return pc.if_else(array, true, false)
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        # PostgreSQL reads bytea hex input "\x..."; the backslash itself is escaped in text format.
+        return _hex(array, "\\\\x" if flavour == "postgres" else "")
+    if pa.types.is_timestamp(kind):
+        if kind.tz is not None and flavour == "mysql":
+            array = array.cast(pa.timestamp(kind.unit))  # values are UTC; MySQL DATETIME takes no zone
+        text = array.cast(pa.string())
+        return text
+    if pa.types.is_dictionary(kind):
+        return text_column(array.cast(kind.value_type), flavour)
+    if (
+        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
+        or pa.types.is_date(kind) or pa.types.is_time(kind)
+    ):
+        return array.cast(pa.string())
+    if pa.types.is_null(kind):
+        return array.cast(pa.string())
+    raise TypeError(f"column type {kind} cannot be bulk-loaded; cast it to a scalar type first")
+
+
+def text_rows(batch: pa.RecordBatch, flavour: str) -> bytes:
+    """The whole batch as tab-separated lines (NULL written as ``\\N``)."""
+    if batch.num_rows == 0:
+        return b""
+    columns = [text_column(column, flavour) for column in batch.columns]
+    if len(columns) == 1:
+        lines = pc.fill_null(columns[0], "\\N")
+    else:
+        lines = pc.binary_join_element_wise(*columns, "\t", null_handling="replace", null_replacement="\\N")
+    return ("\n".join(lines.to_pylist()) + "\n").encode("utf-8")
+
+
+def iter_nonempty(batches: Iterator[pa.RecordBatch] | Sequence[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if batch.num_rows:
+            yield batch

@@ -1,0 +1,462 @@
+"""The contract every database dialect implements, plus the SQL that is standard enough to share.
+
+A dialect holds *all* per-database SQL: identifier quoting, introspection, the high-water-mark and keyset
+queries, Arrow <-> SQL type mapping, DDL, the fastest bulk path, upsert, table swap and the append ledger.
+Operators and the pipeline never branch on the database name; they call these methods.
+
+Conventions:
+  * Methods ending in ``_sql`` return SQL text without parameters; methods ending in ``_query`` return a
+    :class:`Query` (text + bound values in the driver's parameter style). Run both through :meth:`execute`.
+  * Methods taking ``conn`` use a DB-API connection opened by :meth:`connect` (autocommit off); they never
+    commit unless their docstring says so - transactions belong to the caller.
+  * Identifiers are always quoted (embedded quote characters doubled), so reserved words, mixed case and
+    spaces in names are safe.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .types import Binder, Column, KeysetBounds, LoadCounts, ParamStyle, Query, TableRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .connection import ConnectionInfo
+
+log = logging.getLogger(__name__)
+
+LEDGER_COLUMNS = ("pipeline", "table_name", "range_start", "range_end", "run_id", "row_count", "loaded_at")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a database can do, declared as data so callers never test the database name."""
+
+    name: str
+    """Canonical dialect name (``postgres``, ``mysql``, ``sqlite``...)."""
+    driver_module: str
+    """Python module of the driver, imported lazily (``psycopg``, ``MySQLdb``, ``sqlite3``)."""
+    pip_extra: str
+    """The ``airflow-provider-sync[...]`` extra that installs the driver."""
+    param_style: ParamStyle
+    bulk_load: str
+    """Name of the fastest bulk path, for logs and docs (``copy``, ``load_data_local_infile``, ...)."""
+    upsert_style: str
+    """``on_conflict`` | ``on_duplicate_key`` | ``merge`` | ``replacing_engine``."""
+    identifier_quote: tuple[str, str] = ('"', '"')
+    max_identifier_length: int = 63
+    row_value_comparison: bool = True
+    """``(a, b) > (x, y)`` is supported *and* used by the optimizer; otherwise it is expanded to OR/AND."""
+    transactional_ddl: bool = True
+    """CREATE/ALTER/DROP can be rolled back (otherwise they commit implicitly)."""
+    supports_schemas: bool = True
+    native_json: bool = False
+
+
+class Dialect(abc.ABC):
+    """Per-database SQL and I/O. Subclasses set :attr:`capabilities` and implement the abstract methods."""
+
+    capabilities: ClassVar[Capabilities]
+
+    # ----------------------------------------------------------------- connections and transactions
+    @abc.abstractmethod
+    def connect(self, info: ConnectionInfo) -> Any:
+        """Open a DB-API connection with autocommit off and the session time zone set to UTC.
+
+        Raise :class:`~airflow_provider_sync.errors.MissingDriverError` when the driver is not installed.
+        """
+
+    @abc.abstractmethod
+    def begin_snapshot(self, conn: Any) -> None:
+        """Start a read-only transaction in which every following query sees one consistent snapshot
+        (REPEATABLE READ or stronger). Extraction takes the high-water mark and reads rows inside it."""
+
+    def begin_write(self, conn: Any) -> None:
+        """Start the write transaction of a load. DB-API drivers open one implicitly; dialects whose
+        driver runs in autocommit mode issue an explicit BEGIN."""
+
+    def execute(self, conn: Any, query: Query | str) -> Any:
+        """Run one statement and return the driver cursor (for ``rowcount`` / ``fetch*``)."""
+        if isinstance(query, str):
+            query = Query(query)
+        cursor = conn.cursor()
+        cursor.execute(query.sql, query.params)
+        return cursor
+
+    def scalar(self, conn: Any, query: Query | str) -> Any:
+        """Run a query and return the first column of its first row (None when there is no row)."""
+        cursor = self.execute(conn, query)
+        try:
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return None if row is None else row[0]
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """True when ``exc`` is the driver's unique/primary-key violation."""
+        return type(exc).__name__ in ("IntegrityError", "UniqueViolation")
+
+    # ----------------------------------------------------------------- identifiers
+    def quote(self, identifier: str) -> str:
+        """Quote one identifier, doubling embedded quote characters. Always quotes."""
+        if not identifier:
+            raise ValueError("an empty identifier cannot be quoted")
+        opening, closing = self.capabilities.identifier_quote
+        escaped = identifier.replace(closing, closing * 2)
+        if self.capabilities.param_style in ("format", "pyformat"):
+            # Every statement is sent with a parameter list, so a literal percent sign must be doubled.
+            escaped = escaped.replace("%", "%%")
+        return f"{opening}{escaped}{closing}"
+
+    def qualify(self, table: TableRef) -> str:
+        """``"schema"."table"`` (or just ``"table"`` without a schema)."""
+        if table.schema and self.capabilities.supports_schemas:
+            return f"{self.quote(table.schema)}.{self.quote(table.name)}"
+        return self.quote(table.name)
+
+    def column_list(self, columns: Sequence[str], prefix: str = "") -> str:
+        return ", ".join(f"{prefix}{self.quote(c)}" for c in columns)
+
+    def helper_table(self, table: TableRef, suffix: str) -> TableRef:
+        """A name for a staging / swap table next to ``table``, within the identifier length limit."""
+        room = self.capabilities.max_identifier_length - len(suffix)
+        return TableRef(table.name[:room] + suffix, table.schema)
+
+    # ----------------------------------------------------------------- introspection
+    def table_exists(self, conn: Any, table: TableRef) -> bool:
+        """True when ``table`` exists (views count)."""
+        bind = Binder(self.capabilities.param_style)
+        sql = (
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = "
+            f"{bind(table.name)} AND table_schema = {self._schema_expr(table, bind)}"
+        )
+        return bool(self.scalar(conn, bind.query(sql)))
+
+    def _schema_expr(self, table: TableRef, bind: Binder) -> str:
+        """SQL for the table's schema, defaulting to the session's current schema."""
+        return bind(table.schema) if table.schema else "CURRENT_SCHEMA"
+
+    @abc.abstractmethod
+    def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
+        """The table's columns in ordinal order, with declared type and the Arrow type they read as.
+        Raise :class:`~airflow_provider_sync.errors.TerminalError` naming the table when it does not exist."""
+
+    def query_columns(self, conn: Any, sql: str) -> list[Column]:
+        """Columns of an arbitrary SELECT, from the driver's cursor description. Dialects whose drivers
+        report type codes override this; the default reads one row and infers Arrow types from values."""
+        import pyarrow as pa
+
+        cursor = self.execute(conn, f"SELECT * FROM ({sql}) sync_probe WHERE 1 = 0")
+        names = [d[0] for d in cursor.description]
+        cursor.close()
+        return [Column(name, "unknown", pa.string()) for name in names]
+
+    @abc.abstractmethod
+    def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
+        """Primary-key column names in key order (empty when the table has none)."""
+
+    @abc.abstractmethod
+    def arrow_type(self, db_type: str) -> pa.DataType:
+        """Map a declared column type (as :meth:`get_columns` reports it, e.g. ``numeric(12,2)``) to Arrow.
+        Decimals map to ``decimal128``, timestamps keep microseconds (tz-aware types get ``tz="UTC"``),
+        JSON maps to ``string``; unknown types map to ``string``."""
+
+    @abc.abstractmethod
+    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        """The column type used to create a target column for an Arrow field. ``is_key`` asks for a type
+        usable in a primary key (bounded length where the database needs it). A string field whose
+        metadata marks JSON (``sync.type = json``) gets the native JSON type where there is one."""
+
+    # ----------------------------------------------------------------- extraction SQL
+    def source_sql(self, source: TableRef | str) -> str:
+        """The FROM target: a qualified table, or ``(query) sync_src`` for a query source."""
+        if isinstance(source, TableRef):
+            return self.qualify(source)
+        return f"({source}) sync_src"
+
+    def limit_sql(self, sql: str, limit: int) -> str:
+        """Append a row limit to a SELECT (``FETCH FIRST`` / ``TOP`` dialects override)."""
+        return f"{sql} LIMIT {int(limit)}"
+
+    def keyset_predicate(
+        self, cursor_column: str, key_columns: Sequence[str], bounds: KeysetBounds, bind: Binder
+    ) -> str:
+        """The WHERE condition selecting the rows inside ``bounds`` (see :class:`KeysetBounds`).
+        Rows with a NULL cursor never match. Uses a row-value comparison when the database supports it,
+        otherwise the equivalent ``c >= :c AND (c > :c OR (c = :c AND (k1 > :k1 OR ...)))`` expansion."""
+        cursor = self.quote(cursor_column)
+        parts = [f"{cursor} IS NOT NULL"]
+        if bounds.after_cursor is not None:
+            if bounds.after_keys is not None:
+                if len(bounds.after_keys) != len(key_columns):
+                    raise ValueError(
+                        f"the watermark has {len(bounds.after_keys)} key value(s) but key_columns lists "
+                        f"{len(key_columns)}; clear the watermark or fix key_columns"
+                    )
+                parts.append(self._row_greater([cursor_column, *key_columns],
+                                                [bounds.after_cursor, *bounds.after_keys], bind))
+            else:
+                operator = ">=" if bounds.after_inclusive else ">"
+                parts.append(f"{cursor} {operator} {bind(bounds.after_cursor)}")
+        if bounds.upto_cursor is not None:
+            parts.append(f"{cursor} <= {bind(bounds.upto_cursor)}")
+        if bounds.before_cursor is not None:
+            parts.append(f"{cursor} < {bind(bounds.before_cursor)}")
+        return " AND ".join(parts)
+
+    def _row_greater(self, columns: Sequence[str], values: Sequence[Any], bind: Binder) -> str:
+        quoted = [self.quote(c) for c in columns]
+        if len(columns) == 1:
+            return f"{quoted[0]} > {bind(values[0])}"
+        if self.capabilities.row_value_comparison:
+            placeholders = ", ".join(bind(v) for v in values)
+            return f"({', '.join(quoted)}) > ({placeholders})"
+        # Expanded form; the leading ">=" lets the optimizer use a range scan on the cursor index.
+        expanded = f"{quoted[-1]} > {bind(values[-1])}"
+        for column, value in zip(reversed(quoted[:-1]), reversed(values[:-1]), strict=True):
+            expanded = f"{column} > {bind(value)} OR ({column} = {bind(value)} AND ({expanded}))"
+        return f"{quoted[0]} >= {bind(values[0])} AND ({expanded})"
+
+    def keyset_query(
+        self,
+        source: TableRef | str,
+        columns: Sequence[str],
+        cursor_column: str,
+        key_columns: Sequence[str],
+        bounds: KeysetBounds,
+        limit: int | None = None,
+    ) -> Query:
+        """``SELECT columns FROM source WHERE <keyset predicate> ORDER BY cursor, key...`` (never OFFSET);
+        ``limit`` makes it one keyset page."""
+        bind = Binder(self.capabilities.param_style)
+        order = self.column_list([cursor_column, *key_columns])
+        sql = (
+            f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)} "
+            f"WHERE {self.keyset_predicate(cursor_column, key_columns, bounds, bind)} ORDER BY {order}"
+        )
+        return bind.query(self.limit_sql(sql, limit) if limit else sql)
+
+    def high_water_mark_query(self, source: TableRef | str, cursor_column: str, bounds: KeysetBounds) -> Query:
+        """``SELECT MAX(cursor)`` within the end bounds of ``bounds`` (lower bounds are ignored)."""
+        bind = Binder(self.capabilities.param_style)
+        upper = KeysetBounds(upto_cursor=bounds.upto_cursor, before_cursor=bounds.before_cursor)
+        predicate = self.keyset_predicate(cursor_column, (), upper, bind)
+        return bind.query(
+            f"SELECT MAX({self.quote(cursor_column)}) FROM {self.source_sql(source)} WHERE {predicate}"
+        )
+
+    def null_cursor_query(
+        self, source: TableRef | str, columns: Sequence[str], cursor_column: str, key_columns: Sequence[str]
+    ) -> Query:
+        """Rows whose cursor is NULL, ordered by key (used by the ``include`` NULL policy)."""
+        order = f" ORDER BY {self.column_list(key_columns)}" if key_columns else ""
+        return Query(
+            f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)} "
+            f"WHERE {self.quote(cursor_column)} IS NULL{order}"
+        )
+
+    def count_query(self, source: TableRef | str, where: str | None = None) -> Query:
+        """``SELECT COUNT(*)`` of a source, optionally filtered by raw SQL ``where``."""
+        clause = f" WHERE {where}" if where else ""
+        return Query(f"SELECT COUNT(*) FROM {self.source_sql(source)}{clause}")
+
+    def full_query(self, source: TableRef | str, columns: Sequence[str], key_columns: Sequence[str]) -> Query:
+        """Every row of the source, ordered by key when keys are given (strategy ``full``)."""
+        order = f" ORDER BY {self.column_list(key_columns)}" if key_columns else ""
+        return Query(f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)}{order}")
+
+    # ----------------------------------------------------------------- reading
+    def read_batches(
+        self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Run ``query`` and yield Arrow record batches of at most ``batch_size`` rows, holding only one
+        batch in memory (server-side cursor / ``fetchmany``). ``columns`` give names and Arrow types."""
+        from ._arrow import rows_to_batch
+
+        cursor = self.streaming_cursor(conn)
+        try:
+            cursor.execute(query.sql, query.params)
+            while rows := cursor.fetchmany(batch_size):
+                yield rows_to_batch(rows, columns, self.value_converter)
+        finally:
+            cursor.close()
+
+    def streaming_cursor(self, conn: Any) -> Any:
+        """A cursor that streams results instead of buffering them client-side."""
+        return conn.cursor()
+
+    def value_converter(self, column: Column) -> Any:
+        """A function turning one driver value of ``column`` into what Arrow expects, or None if the driver
+        already returns the right Python type."""
+        return None
+
+    # ----------------------------------------------------------------- DDL
+    def create_table_sql(self, table: TableRef, schema: pa.Schema, primary_key: Sequence[str] = ()) -> str:
+        """``CREATE TABLE`` with one column per Arrow field and a primary key on ``primary_key``."""
+        keys = set(primary_key)
+        lines = []
+        for field in schema:
+            null = " NOT NULL" if field.name in keys or not field.nullable else ""
+            lines.append(f"{self.quote(field.name)} {self.sql_type(field, is_key=field.name in keys)}{null}")
+        if primary_key:
+            lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
+        return f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    def drop_table_sql(self, table: TableRef) -> str:
+        return f"DROP TABLE IF EXISTS {self.qualify(table)}"
+
+    def rename_table_sql(self, table: TableRef, new_name: str) -> str:
+        """Rename a table within its schema."""
+        return f"ALTER TABLE {self.qualify(table)} RENAME TO {self.quote(new_name)}"
+
+    def swap_tables_sql(self, target: TableRef, loaded: TableRef, target_exists: bool = True) -> list[str]:
+        """Statements that replace ``target`` by the fully loaded ``loaded`` table atomically (in the
+        caller's transaction where DDL is transactional) and drop the old data."""
+        if not target_exists:
+            return [self.rename_table_sql(loaded, target.name)]
+        retired = self.helper_table(target, "__sync_old")
+        return [
+            self.drop_table_sql(retired),
+            self.rename_table_sql(target, retired.name),
+            self.rename_table_sql(loaded, target.name),
+            self.drop_table_sql(retired),
+        ]
+
+    # ----------------------------------------------------------------- loading
+    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        """Create an empty session-private table with the target's column types for ``columns`` and return
+        it. It disappears with the session; the caller's transaction is not committed."""
+        staging = self.helper_table(TableRef(target.name), "__sync_stage")
+        self.execute(conn, f"DROP TABLE IF EXISTS {self.qualify(staging)}").close()
+        self.execute(
+            conn,
+            f"CREATE TEMPORARY TABLE {self.qualify(staging)} AS "
+            f"SELECT {self.column_list(columns)} FROM {self.qualify(target)} WHERE 1 = 0",
+        ).close()
+        return staging
+
+    def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
+        """Insert every row of ``batches`` into ``table`` (columns by field name) by the fastest path the
+        database offers; returns the row count. Default: ``executemany`` per batch."""
+        from ._arrow import batch_rows
+
+        total = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            bind = Binder(self.capabilities.param_style)
+            placeholders = ", ".join(bind(None) for _ in batch.schema.names)
+            sql = (
+                f"INSERT INTO {self.qualify(table)} ({self.column_list(batch.schema.names)}) "
+                f"VALUES ({placeholders})"
+            )
+            cursor = conn.cursor()
+            cursor.executemany(sql, batch_rows(batch, self.param_converter))
+            cursor.close()
+            total += batch.num_rows
+        return total
+
+    def param_converter(self, arrow_type: pa.DataType) -> Any:
+        """A function turning one Python value of ``arrow_type`` into a driver parameter, or None."""
+        return None
+
+    def new_keys_count_query(
+        self, staging: TableRef, target: TableRef, keys: Sequence[str]
+    ) -> Query:
+        """Count staged rows whose key is not yet in the target (the rows an upsert will insert)."""
+        join = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
+        return Query(
+            f"SELECT COUNT(*) FROM {self.qualify(staging)} s WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self.qualify(target)} t WHERE {join})"
+        )
+
+    @abc.abstractmethod
+    def upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
+    ) -> str:
+        """Insert staged rows into the target, updating rows whose key exists - but only when a non-key
+        value actually differs, so unchanged rows are not rewritten."""
+
+    def on_conflict_upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str],
+        changed: str,
+    ) -> str:
+        """``INSERT ... ON CONFLICT (keys) DO UPDATE SET ... WHERE <changed>`` (PostgreSQL, SQLite).
+        ``changed`` is the SQL condition (over ``t`` = target row, ``excluded`` = new row) that is true
+        when a non-key value differs."""
+        cols = self.column_list(columns)
+        others = [c for c in columns if c not in keys]
+        head = (
+            f"INSERT INTO {self.qualify(target)} AS t ({cols}) SELECT {cols} FROM {self.qualify(staging)} "
+            f"WHERE true ON CONFLICT ({self.column_list(keys)}) DO "
+        )
+        if not others:
+            return head + "NOTHING"
+        assignments = ", ".join(f"{self.quote(c)} = excluded.{self.quote(c)}" for c in others)
+        return head + f"UPDATE SET {assignments} WHERE {changed}"
+
+    def upsert(
+        self, conn: Any, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str],
+        staged_rows: int,
+    ) -> LoadCounts:
+        """Run :meth:`upsert_sql` and work out inserted / updated / unchanged counts."""
+        inserted = int(self.scalar(conn, self.new_keys_count_query(staging, target, keys)) or 0)
+        cursor = self.execute(conn, self.upsert_sql(staging, target, columns, keys))
+        affected = cursor.rowcount
+        cursor.close()
+        updated = self.updated_from_rowcount(affected, inserted)
+        return LoadCounts(inserted=inserted, updated=updated, unchanged=max(staged_rows - inserted - updated, 0))
+
+    def updated_from_rowcount(self, rowcount: int, inserted: int) -> int:
+        """Rows updated by the upsert statement, given its driver ``rowcount`` and the inserted count."""
+        return max(rowcount - inserted, 0)
+
+    def insert_select_sql(self, source: TableRef, target: TableRef, columns: Sequence[str]) -> str:
+        cols = self.column_list(columns)
+        return f"INSERT INTO {self.qualify(target)} ({cols}) SELECT {cols} FROM {self.qualify(source)}"
+
+    # ----------------------------------------------------------------- append ledger
+    def ledger_table_sql(self, ledger: TableRef) -> str:
+        """``CREATE TABLE`` for the append ledger: one row per loaded range, unique on
+        (pipeline, table_name, range_start, range_end)."""
+        text = self.ledger_text_type()
+        return (
+            f"CREATE TABLE {self.qualify(ledger)} (\n"
+            f"  {self.quote('pipeline')} {text} NOT NULL,\n"
+            f"  {self.quote('table_name')} {text} NOT NULL,\n"
+            f"  {self.quote('range_start')} {text} NOT NULL,\n"
+            f"  {self.quote('range_end')} {text} NOT NULL,\n"
+            f"  {self.quote('run_id')} {text},\n"
+            f"  {self.quote('row_count')} BIGINT NOT NULL,\n"
+            f"  {self.quote('loaded_at')} {self.ledger_timestamp_type()} NOT NULL,\n"
+            f"  PRIMARY KEY ({self.column_list(LEDGER_COLUMNS[:4])})\n)"
+        )
+
+    def ledger_text_type(self) -> str:
+        """A bounded text type usable in the ledger's composite primary key."""
+        return "VARCHAR(180)"
+
+    def ledger_timestamp_type(self) -> str:
+        return "TIMESTAMP"
+
+    def ledger_insert_query(self, ledger: TableRef, values: Sequence[Any]) -> Query:
+        """Insert one ledger row; ``values`` follow :data:`LEDGER_COLUMNS`."""
+        bind = Binder(self.capabilities.param_style)
+        placeholders = ", ".join(bind(v) for v in values)
+        return bind.query(
+            f"INSERT INTO {self.qualify(ledger)} ({self.column_list(LEDGER_COLUMNS)}) VALUES ({placeholders})"
+        )
+
+    def ledger_lookup_query(self, ledger: TableRef, pipeline: str, table_name: str, range_start: str) -> Query:
+        """Ledger rows of one pipeline and table that start at ``range_start`` (columns: range_end, run_id)."""
+        bind = Binder(self.capabilities.param_style)
+        return bind.query(
+            f"SELECT {self.quote('range_end')}, {self.quote('run_id')} FROM {self.qualify(ledger)} "
+            f"WHERE {self.quote('pipeline')} = {bind(pipeline)} AND {self.quote('table_name')} = "
+            f"{bind(table_name)} AND {self.quote('range_start')} = {bind(range_start)}"
+        )

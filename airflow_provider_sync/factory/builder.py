@@ -1,0 +1,135 @@
+"""Build an Airflow DAG from a validated pipeline.
+
+Per table, a task group runs ``extract → <steps in YAML order> → load → commit_watermark``. Step types are
+looked up in the step registry, so this module never names a particular transform.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.config.pipeline import AssetSchedule
+from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+from airflow_provider_sync.config.steps import step_specs
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
+LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
+COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
+
+
+def _import(dotted: str) -> Any:
+    from airflow.sdk.module_loading import import_string
+
+    return import_string(dotted)
+
+
+def _utc(value: date | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _schedule(value: Any) -> Any:
+    if isinstance(value, AssetSchedule):
+        from airflow.sdk import Asset
+
+        return [Asset(uri) for uri in value.assets]
+    return value
+
+
+def default_args(pipeline: Pipeline) -> dict[str, Any]:
+    model: Any = pipeline.model
+    args: dict[str, Any] = {"owner": model.owner}
+    args.update(model.default_args.model_dump(exclude_none=True))
+    from airflow_provider_sync.resilience import build_retry_policy
+
+    args["retry_policy"] = build_retry_policy()
+    from airflow_provider_sync.callbacks import task_kwargs_from_alerts
+
+    args.update(task_kwargs_from_alerts(model.alerts, dag_id=model.dag_id))
+    return args
+
+
+def pipeline_info(pipeline: Pipeline) -> dict[str, Any]:
+    """What every task of the DAG needs to know about the file it came from (small, JSON-safe)."""
+    model: Any = pipeline.model
+    audit = model.audit.model_dump(mode="json") if model.audit is not None else None
+    return {
+        "dag_id": model.dag_id,
+        "config_path": pipeline.path,
+        "config_sha256": pipeline.sha256,
+        "audit": audit,
+    }
+
+
+def build_dag(pipeline: Pipeline) -> DAG:
+    from airflow.sdk import DAG
+
+    from airflow_provider_sync.callbacks import dag_kwargs_from_alerts
+
+    model: Any = pipeline.model
+    dag = DAG(
+        dag_id=model.dag_id,
+        description=model.description,
+        schedule=_schedule(model.schedule),
+        start_date=_utc(model.start_date),
+        end_date=_utc(model.end_date),
+        catchup=model.catchup,
+        tags=sorted({"sync", *model.tags}),
+        max_active_runs=model.max_active_runs,
+        max_consecutive_failed_dag_runs=model.max_consecutive_failed_dag_runs or 0,
+        params=model.params,
+        default_args=default_args(pipeline),
+        doc_md=f"Synchronised by airflow-provider-sync from `{pipeline.path}` (sha256 {pipeline.sha256[:12]}).",
+        **dag_kwargs_from_alerts(model.alerts, dag_id=model.dag_id),
+    )
+    info = pipeline_info(pipeline)
+    with dag:
+        for table in pipeline.tables:
+            build_table_group(table, info)
+    return dag
+
+
+def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
+    from airflow.sdk import TaskGroup
+
+    spec = table.model_dump(mode="json")
+    with TaskGroup(group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}") as group:
+        extract = _import(EXTRACT_OPERATOR)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
+        previous = extract
+        used: set[str] = {"extract", "load", "commit_watermark"}
+        specs = step_specs()
+        for step in table.steps:
+            ((step_type, body),) = step.items()
+            task_id = _unique(step_type, used)
+            operator = _import(specs[step_type].operator)(
+                task_id=task_id,
+                table_spec=spec,
+                pipeline_info=info,
+                step=body,
+                input_task_id=previous.task_id,
+            )
+            previous >> operator
+            previous = operator
+        load = _import(LOAD_OPERATOR)(
+            task_id="load", table_spec=spec, pipeline_info=info, input_task_id=previous.task_id
+        )
+        commit = _import(COMMIT_OPERATOR)(
+            task_id="commit_watermark", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
+        )
+        previous >> load >> commit
+    return group
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, number = name, 2
+    while candidate in used:
+        candidate, number = f"{name}_{number}", number + 1
+    used.add(candidate)
+    return candidate

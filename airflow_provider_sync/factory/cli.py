@@ -1,0 +1,98 @@
+"""``airflow-sync``: validate pipeline files, export their JSON Schema, render DAGs, manage watermarks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from airflow_provider_sync.errors import ConfigError, SyncError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_provider_sync.config.resolve import load_pipeline
+    from airflow_provider_sync.factory.loader import pipeline_files
+
+    paths = args.paths or ["dag_configs"]
+    failures = checked = 0
+    for target in paths:
+        if not Path(target).exists():
+            print(f"{target}: no such file or folder", file=sys.stderr)
+            failures += 1
+            continue
+        for path in pipeline_files(target):
+            checked += 1
+            try:
+                pipeline = load_pipeline(path)
+            except ConfigError as error:
+                failures += 1
+                print(f"✗ {path}\n{error}\n", file=sys.stderr)
+                continue
+            tables = ", ".join(table.name for table in pipeline.tables)
+            print(f"✓ {path}: DAG {pipeline.dag_id!r} ({tables})")
+    print(f"{checked} file(s) checked, {failures} invalid")
+    return 1 if failures else 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from airflow_provider_sync.config.schema import pipeline_json_schema_text
+
+    text = pipeline_json_schema_text()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from airflow_provider_sync.config.resolve import load_pipeline
+    from airflow_provider_sync.factory.builder import build_dag
+    from airflow_provider_sync.factory.render import render_dag
+
+    try:
+        pipeline = load_pipeline(args.file)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(render_dag(build_dag(pipeline)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="airflow-sync", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check pipeline files; exit 1 if any is invalid")
+    validate.add_argument("paths", nargs="*", help="files or folders (default: dag_configs)")
+    validate.set_defaults(handler=cmd_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of pipeline files")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    schema.set_defaults(handler=cmd_schema)
+
+    render = commands.add_parser("render", help="print the task tree of the DAG a file defines")
+    render.add_argument("file")
+    render.set_defaults(handler=cmd_render)
+
+    from airflow_provider_sync.factory.cli_watermark import add_watermark_commands
+
+    add_watermark_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args)
+    except SyncError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

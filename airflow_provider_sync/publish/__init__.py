@@ -1,0 +1,1 @@
+"""Targets that are not databases: rows are published as change events instead of loaded into tables."""

@@ -1,0 +1,339 @@
+"""Kafka target: publish Arrow record batches as one JSON change event per row.
+
+Each row becomes one message on the table's topic:
+
+- key: the target key columns, as a compact JSON object (``{"id": 7}``, the default) or their values joined
+  with a separator (``7|eu``), so every change of one row lands on the same partition, in order;
+- value: a JSON change event::
+
+      {"op": "upsert", "source": "public.orders", "cursor": "2024-05-01T10:00:00.123456Z",
+       "dag_id": "orders_sync", "run_id": "scheduled__2024-05-01", "event_time": "2024-05-01T10:05:00.000001Z",
+       "after": {"id": 7, "amount": "12.50", "updated_at": "2024-05-01T10:00:00.123456Z", "photo": "iVBORw=="}}
+
+JSON-safe encodings inside ``after`` and ``cursor``: decimals as exact strings, timestamps as ISO 8601 (UTC
+with ``Z`` when the column has a time zone, without a suffix when it is naive), dates and times as ISO
+strings, binary as standard base64, non-finite floats as ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``.
+
+The producer is idempotent (``enable.idempotence=true``, ``acks=all``) and :meth:`KafkaPublisher.publish`
+returns only once the broker has confirmed every message; any undelivered message raises
+:class:`~airflow_provider_sync.errors.TransientError`, so the watermark never moves past rows that did not
+reach Kafka. Re-publishing after a retry can repeat events (at-least-once); consumers de-duplicate by key,
+as the ``upsert`` load mode does.
+
+The connection is Airflow's Kafka provider connection (conn type ``kafka``): its extra is the librdkafka
+producer configuration, e.g. ``{"bootstrap.servers": "broker:9092", "compression.type": "lz4"}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_provider_sync.errors import MissingDriverError, TerminalError, TransientError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+# The delivery guarantees the watermark relies on; a connection extra cannot weaken them.
+REQUIRED_PRODUCER_SETTINGS: dict[str, str] = {"enable.idempotence": "true", "acks": "all"}
+DEFAULT_PRODUCER_SETTINGS: dict[str, str] = {"linger.ms": "20", "compression.type": "lz4"}
+# librdkafka options whose values are callables; Airflow's hook resolves dotted paths through an allowlist,
+# which a plain producer config cannot do safely, so string values for them are refused.
+_CALLBACK_KEYS = ("error_cb", "throttle_cb", "stats_cb", "log_cb", "oauth_cb", "on_commit")
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_TOPIC_PLACEHOLDERS = ("schema", "table")
+
+
+@dataclass(frozen=True)
+class KafkaTargetSpec:
+    """Where and how one table's rows are published."""
+
+    topic: str
+    key_columns: tuple[str, ...]
+    source_table: str
+    dag_id: str
+    run_id: str
+    cursor_column: str | None = None
+    op: Literal["upsert", "insert"] = "upsert"
+    key_format: Literal["json", "joined"] = "json"
+    key_separator: str = "|"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    flush_timeout_seconds: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not _TOPIC_NAME.match(self.topic) or self.topic in {".", ".."}:
+            raise TerminalError(
+                f"Kafka topic name {self.topic!r} is invalid: use 1-249 characters from A-Z a-z 0-9 . _ -"
+            )
+        if not self.key_columns:
+            raise TerminalError(
+                f"the Kafka target for {self.source_table!r} needs key columns (keys: [...]) so that every "
+                "change of a row goes to the same partition"
+            )
+        if self.op not in ("upsert", "insert"):
+            raise TerminalError(f"Kafka event op {self.op!r} is not allowed; use 'upsert' or 'insert'")
+        if self.key_format not in ("json", "joined"):
+            raise TerminalError(f"Kafka key format {self.key_format!r} is not allowed; use 'json' or 'joined'")
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    topic: str
+    messages: int
+    batches: int
+    seconds: float
+
+
+def topic_for_table(template: str, *, table: str, schema: str | None = None) -> str:
+    """Expand ``{schema}`` and ``{table}`` in a configured topic (``sync.{schema}.{table}``) and check it."""
+    try:
+        topic = template.format_map({"schema": schema or "", "table": table})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise TerminalError(
+            f"Kafka topic template {template!r} is invalid ({exc}); the only placeholders allowed are "
+            + ", ".join("{" + name + "}" for name in _TOPIC_PLACEHOLDERS)
+        ) from None
+    topic = topic.replace("..", ".").strip(".") if schema is None else topic
+    if not _TOPIC_NAME.match(topic):
+        raise TerminalError(
+            f"Kafka topic {topic!r} (from template {template!r}) is invalid: use 1-249 characters from "
+            "A-Z a-z 0-9 . _ -; table names with other characters need an explicit topic"
+        )
+    return topic
+
+
+def producer_config(connection: Any) -> dict[str, Any]:
+    """The producer configuration from a Kafka connection's extra, with the delivery guarantees enforced.
+
+    ``connection`` is an Airflow ``Connection`` (``extra_dejson``) or any object with an ``extra`` dict
+    (or JSON string). Without ``bootstrap.servers`` in the extra, ``host[:port]`` is used.
+    """
+    extra = getattr(connection, "extra_dejson", None)
+    if extra is None:
+        extra = getattr(connection, "extra", None) or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as exc:
+            raise TerminalError(f"the Kafka connection's extra is not valid JSON ({exc.msg})") from None
+    config: dict[str, Any] = dict(DEFAULT_PRODUCER_SETTINGS)
+    config.update(extra)
+    if not config.get("bootstrap.servers"):
+        host = getattr(connection, "host", None)
+        port = getattr(connection, "port", None)
+        if not host:
+            raise TerminalError(
+                "the Kafka connection names no broker: set 'bootstrap.servers' in its extra "
+                '(e.g. {"bootstrap.servers": "broker:9092"})'
+            )
+        config["bootstrap.servers"] = f"{host}:{port}" if port else str(host)
+    for key in _CALLBACK_KEYS:
+        if isinstance(config.get(key), str):
+            raise TerminalError(
+                f"the Kafka connection's extra sets {key!r} to a dotted path, which the sync Kafka target "
+                "does not resolve; remove it from the connection extra"
+            )
+    for key, required in REQUIRED_PRODUCER_SETTINGS.items():
+        if key in config and str(config[key]).lower() != required:
+            log.warning(
+                "Kafka connection sets %s=%s; using %s=%s so that no row is lost or duplicated by the producer",
+                key, config[key], key, required,
+            )
+        config[key] = required
+    return config
+
+
+class KafkaPublisher:
+    """Publishes Arrow record batches to Kafka and confirms every delivery before returning."""
+
+    def __init__(self, connection: Any, *, producer_factory: Callable[[dict[str, Any]], Any] | None = None):
+        self._config = producer_config(connection)
+        self._producer_factory = producer_factory
+
+    def _new_producer(self) -> Any:
+        if self._producer_factory is not None:
+            return self._producer_factory(self._config)
+        try:
+            from confluent_kafka import Producer
+        except ImportError as exc:
+            raise MissingDriverError("Kafka", "kafka", "confluent_kafka") from exc
+        return Producer(self._config)
+
+    def publish(self, batches: Iterable[pa.RecordBatch], spec: KafkaTargetSpec) -> PublishResult:
+        """Publish every row of ``batches`` to ``spec.topic``; raise unless the broker confirmed them all."""
+        from confluent_kafka import KafkaError, KafkaException
+
+        started = time.monotonic()
+        producer = self._new_producer()
+        failures: list[Any] = []
+        delivered = 0
+
+        def on_delivery(error: Any, _message: Any) -> None:
+            nonlocal delivered
+            if error is None:
+                delivered += 1
+            else:
+                failures.append(error)
+
+        headers = [(name, value.encode()) for name, value in spec.headers.items()]
+        produced = 0
+        batch_count = 0
+        for batch in batches:
+            batch_count += 1
+            for key, value in encode_batch(batch, spec):
+                while True:
+                    try:
+                        producer.produce(
+                            spec.topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery
+                        )
+                        break
+                    except BufferError:
+                        # Local queue full: serve delivery reports until there is room.
+                        producer.poll(0.5)
+                    except KafkaException as exc:
+                        error = exc.args[0]
+                        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                            raise TerminalError(
+                                f"a row of {spec.source_table!r} encodes to a message larger than the "
+                                f"producer's message.max.bytes (topic {spec.topic!r}); raise "
+                                "'message.max.bytes' in the Kafka connection extra and on the topic"
+                            ) from None
+                        raise TransientError(
+                            f"could not queue a message for Kafka topic {spec.topic!r}: {error.str()}"
+                        ) from None
+                produced += 1
+                if failures:
+                    break
+            producer.poll(0)
+            if failures:
+                break
+        remaining = producer.flush(spec.flush_timeout_seconds)
+        if failures or remaining or delivered != produced:
+            first = failures[0].str() if failures else "no delivery report before the flush timeout"
+            raise TransientError(
+                f"{produced - delivered} of {produced} messages to Kafka topic {spec.topic!r} were not "
+                f"confirmed by the broker (first error: {first}); the watermark was not advanced, so "
+                "retrying the task publishes them again"
+            )
+        seconds = time.monotonic() - started
+        log.info("published %d messages to Kafka topic %s in %.1f s", produced, spec.topic, seconds)
+        return PublishResult(topic=spec.topic, messages=produced, batches=batch_count, seconds=seconds)
+
+
+def encode_batch(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple[bytes, bytes]]:
+    """(key, value) message bytes for every row of ``batch``, in row order."""
+    names = batch.schema.names
+    missing = [name for name in (*spec.key_columns, spec.cursor_column) if name and name not in names]
+    if missing:
+        raise TerminalError(
+            f"the Kafka target for {spec.source_table!r} names columns that are not in the rows: "
+            f"{', '.join(missing)}; available columns: {', '.join(names)}"
+        )
+    columns = [json_safe_values(batch.column(i)) for i in range(batch.num_columns)]
+    key_positions = [names.index(name) for name in spec.key_columns]
+    cursor_position = names.index(spec.cursor_column) if spec.cursor_column else None
+    event_time = _utc_now_iso()
+    envelope = {"op": spec.op, "source": spec.source_table, "dag_id": spec.dag_id, "run_id": spec.run_id}
+    for row in zip(*columns, strict=True):
+        event = {
+            **envelope,
+            "cursor": row[cursor_position] if cursor_position is not None else None,
+            "event_time": event_time,
+            "after": dict(zip(names, row, strict=True)),
+        }
+        yield _encode_key(row, key_positions, spec), _dumps(event)
+
+
+def _encode_key(row: Sequence[Any], positions: list[int], spec: KafkaTargetSpec) -> bytes:
+    if spec.key_format == "json":
+        return _dumps({spec.key_columns[i]: row[p] for i, p in enumerate(positions)})
+    return spec.key_separator.join("" if row[p] is None else _plain(row[p]) for p in positions).encode()
+
+
+def _plain(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _dumps(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: UP017 (py3.10 support)
+
+
+def json_safe_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """The values of one column as JSON-ready Python objects (see the module docstring for the encodings)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        return json_safe_values(array.dictionary_decode())
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            return pc.strftime(array, format="%Y-%m-%dT%H:%M:%S").to_pylist()
+        in_utc = array.cast(pa.timestamp(kind.unit, "UTC"))
+        return pc.strftime(in_utc, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+    if (
+        pa.types.is_decimal(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_time(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_string_view(kind)
+    ):
+        return array.cast(pa.string()).to_pylist()
+    if pa.types.is_floating(kind):
+        return [_json_float(value) for value in array.to_pylist()]
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        return [None if value is None else base64.b64encode(value).decode() for value in array.to_pylist()]
+    if pa.types.is_string(kind) or pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return array.to_pylist()
+    # Nested and rarer types: convert value by value.
+    return [_json_safe_python(value) for value in array.to_pylist()]
+
+
+def _json_float(value: float | None) -> float | str | None:
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _json_safe_python(value: Any) -> Any:
+    from datetime import date, time, timedelta
+    from decimal import Decimal
+
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if isinstance(value, float):
+        return _json_float(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"  # noqa: UP017
+    if isinstance(value, (date, time)):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe_python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        # Arrow maps arrive as lists of (key, value) pairs.
+        return [_json_safe_python(item) for item in value]
+    return str(value)

