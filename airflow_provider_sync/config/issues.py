@@ -49,13 +49,15 @@ def allowed_keys(model: type[BaseModel], path: PathKey) -> list[str]:
             continue
         following: list[type[BaseModel]] = []
         for candidate in candidates:
-            field = candidate.model_fields.get(part)
-            if field is not None:
-                following.extend(_models_in(field.annotation))
+            for name, field in candidate.model_fields.items():
+                if part in (name, field.alias):
+                    following.extend(_models_in(field.annotation))
         candidates = following
         if not candidates:
             return []
-    return sorted({key for candidate in candidates for key in candidate.model_fields})
+    return sorted(
+        {field.alias or name for candidate in candidates for name, field in candidate.model_fields.items()}
+    )
 
 
 def _data_path(loc: tuple[Any, ...], data: Any, keep_last: bool) -> PathKey:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timezone
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, create_model, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from airflow_provider_sync.config.sections import (
 
@@ -74,8 +74,11 @@ def _table_fields(steps_type: Any) -> dict[str, Any]:
 
 def _step_entry_model() -> type[BaseModel]:
     specs = step_specs()
+    # Attribute names get a suffix because step names such as "validate" clash with BaseModel methods;
+    # YAML uses the alias.
     fields: dict[str, Any] = {
-        name: (spec.model | None, Field(None, description=spec.summary)) for name, spec in specs.items()
+        f"{name}_step": (spec.model | None, Field(None, alias=name, description=spec.summary))
+        for name, spec in specs.items()
     }
 
     def exactly_one(self: BaseModel) -> BaseModel:
@@ -87,9 +90,12 @@ def _step_entry_model() -> type[BaseModel]:
             )
         return self
 
+    class StepBase(StrictModel):
+        model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
     return create_model(
         "Step",
-        __base__=StrictModel,
+        __base__=StepBase,
         __validators__={"_exactly_one": model_validator(mode="after")(exactly_one)},  # type: ignore[dict-item]
         **fields,
     )
@@ -115,23 +121,24 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
         __doc__="One pipeline file: one Airflow DAG.",
         version=(Literal[1], Field(description="Format version of this file; always 1.")),
         dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
-        description=(str | None, None),
+        description=(str | None, Field(None, description="Shown in the Airflow UI.")),
         schedule=(Schedule, Field(None, description="Cron, a preset (@daily, @continuous, ...), "
                                   "{assets: [...]}, or null for manual runs only.")),
         start_date=(date | datetime, Field(datetime(2025, 1, 1, tzinfo=timezone.utc),
                                            description="First logical date (UTC unless zoned).")),
-        end_date=(date | datetime | None, None),
+        end_date=(date | datetime | None, Field(None, description="No runs after this date.")),
         catchup=(bool, Field(False, description="Create runs for missed intervals (backfill on deploy).")),
-        tags=(list[str], Field(default_factory=list)),
-        owner=(str, "airflow"),
+        tags=(list[str], Field(default_factory=list, description="UI tags (`sync` is always added).")),
+        owner=(str, Field("airflow", description="Owner shown in the UI.")),
         max_active_runs=(int, Field(1, ge=1, description="Concurrent runs (keep 1 for watermark syncs).")),
         max_consecutive_failed_dag_runs=(int | None, Field(None, ge=1, description="Pause the DAG after "
                                                            "this many failed runs in a row.")),
         params=(dict[str, Any], Field(default_factory=dict, description="Airflow params shown at trigger.")),
-        default_args=(DefaultArgs, Field(default_factory=DefaultArgs)),
-        staging=(StagingConfig, Field(default_factory=StagingConfig)),
-        alerts=(AlertsConfig | None, None),
-        audit=(AuditConfig | None, None),
+        default_args=(DefaultArgs, Field(default_factory=DefaultArgs, description="Retries and timeouts.")),
+        staging=(StagingConfig, Field(default_factory=StagingConfig, description="Where rows wait between "
+                                      "tasks.")),
+        alerts=(AlertsConfig | None, Field(None, description="Callbacks, notifiers and deadline alerts.")),
+        audit=(AuditConfig | None, Field(None, description="Audit table settings (on by default).")),
         tables=(list[table_model] | None, Field(None, description="Tables synced by this DAG; each "  # type: ignore[valid-type]
                                                  "inherits the file-level settings.")),
         **_table_fields(step_list),

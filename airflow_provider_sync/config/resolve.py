@@ -112,7 +112,7 @@ def _settings(model: BaseModel) -> dict[str, Any]:
 
 def _dump(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return value.model_dump(exclude_none=True)
+        return value.model_dump(exclude_none=True, by_alias=True)
     if isinstance(value, list):
         return [_dump(item) for item in value]
     return value

@@ -145,11 +145,12 @@ class IncrementalConfig(StrictModel):
 class DefaultArgs(StrictModel):
     """Airflow task defaults: retries and timeouts."""
 
-    retries: int | None = Field(None, ge=0, le=100)
-    retry_delay: Duration | None = None
-    retry_exponential_backoff: bool | None = None
-    max_retry_delay: Duration | None = None
-    execution_timeout: Duration | None = None
+    retries: int | None = Field(None, ge=0, le=100, description="Retries of a task that failed with a "
+                                "transient error (terminal errors never retry).")
+    retry_delay: Duration | None = Field(None, description="Wait before the first retry.")
+    retry_exponential_backoff: bool | None = Field(None, description="Double the wait at each retry.")
+    max_retry_delay: Duration | None = Field(None, description="Upper bound of the backoff.")
+    execution_timeout: Duration | None = Field(None, description="Fail a task that runs longer than this.")
 
 
 class StagingConfig(StrictModel):

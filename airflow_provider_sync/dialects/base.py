@@ -76,7 +76,7 @@ class Dialect(abc.ABC):
         """Start a read-only transaction in which every following query sees one consistent snapshot
         (REPEATABLE READ or stronger). Extraction takes the high-water mark and reads rows inside it."""
 
-    def begin_write(self, conn: Any) -> None:
+    def begin_write(self, conn: Any) -> None:  # noqa: B027 - a no-op is right for most drivers
         """Start the write transaction of a load. DB-API drivers open one implicitly; dialects whose
         driver runs in autocommit mode issue an explicit BEGIN."""
 
@@ -217,10 +217,16 @@ class Dialect(abc.ABC):
             placeholders = ", ".join(bind(v) for v in values)
             return f"({', '.join(quoted)}) > ({placeholders})"
         # Expanded form; the leading ">=" lets the optimizer use a range scan on the cursor index.
-        expanded = f"{quoted[-1]} > {bind(values[-1])}"
-        for column, value in zip(reversed(quoted[:-1]), reversed(values[:-1]), strict=True):
-            expanded = f"{column} > {bind(value)} OR ({column} = {bind(value)} AND ({expanded}))"
-        return f"{quoted[0]} >= {bind(values[0])} AND ({expanded})"
+        # Placeholders are bound in textual order, which positional parameter styles rely on.
+        def expand(i: int) -> str:
+            if i == len(quoted) - 1:
+                return f"{quoted[i]} > {bind(values[i])}"
+            return (
+                f"{quoted[i]} > {bind(values[i])} OR "
+                f"({quoted[i]} = {bind(values[i])} AND ({expand(i + 1)}))"
+            )
+
+        return f"{quoted[0]} >= {bind(values[0])} AND ({expand(0)})"
 
     def keyset_query(
         self,

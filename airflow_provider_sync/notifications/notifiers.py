@@ -39,6 +39,10 @@ class SyncNotifier(BaseNotifier):
         # A DAG-level failure callback skips runs that failed through a task: that task already alerted.
         self.skip_reasons = frozenset(skip_reasons)
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        # Nothing to render, and some callers pass a serialized DAG that cannot build a Jinja environment.
+        return None
+
     def notify(self, context: Any) -> None:
         if context.get("reason") in self.skip_reasons:
             return

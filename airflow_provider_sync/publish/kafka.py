@@ -83,7 +83,9 @@ class KafkaTargetSpec:
         if self.op not in ("upsert", "insert"):
             raise TerminalError(f"Kafka event op {self.op!r} is not allowed; use 'upsert' or 'insert'")
         if self.key_format not in ("json", "joined"):
-            raise TerminalError(f"Kafka key format {self.key_format!r} is not allowed; use 'json' or 'joined'")
+            raise TerminalError(
+                f"Kafka key format {self.key_format!r} is not allowed; use 'json' or 'joined'"
+            )
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,10 @@ def producer_config(connection: Any) -> dict[str, Any]:
         if key in config and str(config[key]).lower() != required:
             log.warning(
                 "Kafka connection sets %s=%s; using %s=%s so that no row is lost or duplicated by the producer",
-                key, config[key], key, required,
+                key,
+                config[key],
+                key,
+                required,
             )
         config[key] = required
     return config
@@ -269,7 +274,7 @@ def _dumps(document: Any) -> bytes:
 
 
 def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: UP017 (py3.10 support)
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def json_safe_values(array: pa.Array | pa.ChunkedArray) -> list[Any]:
@@ -324,7 +329,7 @@ def _json_safe_python(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             return value.isoformat()
-        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"  # noqa: UP017
+        return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat() + "Z"
     if isinstance(value, (date, time)):
         return value.isoformat()
     if isinstance(value, timedelta):

@@ -124,7 +124,11 @@ def test_ten_thousand_rows_are_published_and_consumed_back(kafka_bootstrap: str)
 
 def test_unreachable_broker_raises_transient_error_instead_of_returning() -> None:
     spec = KafkaTargetSpec(
-        topic="sync.unreachable", key_columns=("id",), source_table="t", dag_id="d", run_id="r",
+        topic="sync.unreachable",
+        key_columns=("id",),
+        source_table="t",
+        dag_id="d",
+        run_id="r",
         flush_timeout_seconds=3,
     )
     publisher = KafkaPublisher(

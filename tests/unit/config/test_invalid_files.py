@@ -70,7 +70,7 @@ CASES = [
     ("conn-id-with-space", HEAD + "source: {conn_id: 'my conn', table: t}\n" + TARGET, "source.conn_id", 3, ["does not match the allowed pattern"]),
     ("catchup-not-bool", VALID + "catchup: maybe\n", "catchup", 6, ["valid boolean"]),
     ("unknown-step", VALID + "steps:\n  - validat: {}\n", "steps[0].validat", 7, ["unknown key 'validat'", "Did you mean 'validate'?"]),
-    ("step-two-keys", VALID + "steps:\n  - mask: {columns: {email: {strategy: redact}}}\n    validate: {rules: {}}\n", "steps[0]", 7, ["exactly one key"]),
+    ("step-two-keys", VALID + "steps:\n  - validate: {rules: {id: {not_null: true}}}\n    mask: {columns: {email: {strategy: redact}}}\n", "steps[0]", 7, ["exactly one key"]),
     ("staging-not-url", VALID + "staging: {base: /tmp/x}\n", "staging.base", 6, ["does not match the allowed pattern"]),
     ("not-a-mapping", "- version: 1\n", "", 1, ["must be a YAML mapping"]),
 ]

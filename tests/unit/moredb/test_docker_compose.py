@@ -86,7 +86,9 @@ def test_connections_parse_and_point_at_bundled_services(compose: dict[str, Any]
         if raw.lstrip().startswith("{"):
             document = json.loads(raw)
             info = ConnectionInfo(
-                conn_type=document["conn_type"], host=document.get("host"), port=document.get("port"),
+                conn_type=document["conn_type"],
+                host=document.get("host"),
+                port=document.get("port"),
                 extra=document.get("extra", {}),
             )
         else:
@@ -121,6 +123,10 @@ def test_docker_compose_config_accepts_the_file() -> None:
         pytest.skip("docker compose is not installed; the YAML checks above still ran")
     result = subprocess.run(
         [*command, "-f", str(COMPOSE_FILE), "config", "--quiet"],
-        capture_output=True, text=True, check=False, cwd=REPO_ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr

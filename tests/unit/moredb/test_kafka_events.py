@@ -32,8 +32,12 @@ class Conn:
 
 def _spec(**overrides: Any) -> KafkaTargetSpec:
     values: dict[str, Any] = {
-        "topic": "sync.orders", "key_columns": ("id",), "source_table": "public.orders",
-        "dag_id": "d", "run_id": "r", "cursor_column": "ts",
+        "topic": "sync.orders",
+        "key_columns": ("id",),
+        "source_table": "public.orders",
+        "dag_id": "d",
+        "run_id": "r",
+        "cursor_column": "ts",
     }
     values.update(overrides)
     return KafkaTargetSpec(**values)
@@ -41,11 +45,15 @@ def _spec(**overrides: Any) -> KafkaTargetSpec:
 
 def test_json_safe_encodings_keep_precision_and_are_valid_json() -> None:
     cases = [
-        (pa.array([Decimal("12345678901234567890.123456"), None], pa.decimal128(38, 6)),
-         ["12345678901234567890.123456", None]),
+        (
+            pa.array([Decimal("12345678901234567890.123456"), None], pa.decimal128(38, 6)),
+            ["12345678901234567890.123456", None],
+        ),
         (pa.array([datetime(2024, 1, 2, 3, 4, 5, 6)], pa.timestamp("us")), ["2024-01-02T03:04:05.000006"]),
-        (pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", tz="Europe/Paris")),
-         ["2023-11-14T22:13:20.123456789Z"]),
+        (
+            pa.array([1_700_000_000_123_456_789], pa.timestamp("ns", tz="Europe/Paris")),
+            ["2023-11-14T22:13:20.123456789Z"],
+        ),
         (pa.array([date(2020, 2, 29)]), ["2020-02-29"]),
         (pa.array([time(23, 59, 59, 999999)]), ["23:59:59.999999"]),
         (pa.array([b"\x00\xff", None]), ["AP8=", None]),
@@ -62,8 +70,10 @@ def test_json_safe_encodings_keep_precision_and_are_valid_json() -> None:
 
 def test_event_and_json_key_for_one_row() -> None:
     batch = pa.record_batch(
-        {"id": pa.array([7]), "ts": pa.array([datetime(2024, 5, 1, tzinfo=timezone.utc)],
-                                              pa.timestamp("us", tz="UTC"))}
+        {
+            "id": pa.array([7]),
+            "ts": pa.array([datetime(2024, 5, 1, tzinfo=timezone.utc)], pa.timestamp("us", tz="UTC")),
+        }
     )
     [(key, value)] = list(encode_batch(batch, _spec(op="insert")))
     event = json.loads(value)
@@ -118,9 +128,9 @@ def test_producer_config_enforces_idempotence(caplog: pytest.LogCaptureFixture) 
 
 
 def test_producer_config_from_json_extra_and_host_fallback() -> None:
-    assert producer_config(Conn(extra='{"linger.ms": "5"}', host="kafka", port=9092))["bootstrap.servers"] == (
-        "kafka:9092"
-    )
+    assert producer_config(Conn(extra='{"linger.ms": "5"}', host="kafka", port=9092))[
+        "bootstrap.servers"
+    ] == ("kafka:9092")
     with pytest.raises(TerminalError, match="bootstrap.servers"):
         producer_config(Conn(extra={}))
     with pytest.raises(TerminalError, match="not valid JSON"):
@@ -153,7 +163,9 @@ class FailingDeliveryProducer:
 
 
 def test_any_undelivered_message_raises_transient_error() -> None:
-    publisher = KafkaPublisher(Conn(extra={"bootstrap.servers": "b:1"}), producer_factory=FailingDeliveryProducer)
+    publisher = KafkaPublisher(
+        Conn(extra={"bootstrap.servers": "b:1"}), producer_factory=FailingDeliveryProducer
+    )
     batch = pa.record_batch({"id": pa.array([1, 2, 3, 4]), "ts": pa.array([1, 2, 3, 4])})
     with pytest.raises(TransientError, match=r"2 of 4 messages .* watermark was not advanced") as info:
         publisher.publish([batch], _spec())

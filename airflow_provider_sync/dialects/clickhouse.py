@@ -1,0 +1,469 @@
+"""ClickHouse through clickhouse-connect (HTTP), or chDB in-process with a ``chdb:///data/dir`` DSN.
+
+ClickHouse has no multi-statement transactions, so the correctness contract rests on idempotent writes:
+
+* ``upsert``: targets are ``ReplacingMergeTree([version])`` ordered by the keys. Re-loading a row adds a
+  newer version that background merges collapse; read with ``FINAL`` to see one row per key at once.
+* ``replace``: the new table is loaded completely, then ``EXCHANGE TABLES`` swaps it in atomically.
+* ``append``: the ledger is a ``ReplacingMergeTree`` keyed on the range. Inserts carry an
+  ``insert_deduplication_token`` derived from the range (see :meth:`ClickHouseDialect.set_insert_scope`), and
+  tables created here keep a deduplication window, so a retried range that failed half-way re-inserts
+  nothing twice.
+
+Connection: host/port/login/password/database of the Airflow connection (HTTP port 8123 by default);
+extra keys ``dsn`` (used as-is, e.g. ``chdb:///var/lib/chdb``), ``secure``, ``interface`` and ``settings``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.errors import TerminalError
+
+from .base import Capabilities, Dialect
+from .types import Column, Query, TableRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .connection import ConnectionInfo
+
+DEDUPLICATION_WINDOW = 1000
+_READ_SETTINGS = {
+    "output_format_arrow_string_as_string": 1,
+    "output_format_arrow_low_cardinality_as_dictionary": 0,
+}
+_ROW_RETURNING = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
+_WRAPPER = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
+_PRECISION_UNITS = ((0, "s"), (3, "ms"), (6, "us"), (9, "ns"))
+
+
+@dataclass(frozen=True)
+class ClickHouseTableOptions:
+    """How :meth:`ClickHouseDialect.create_table_sql` lays out a target table.
+
+    ``engine`` defaults to ``ReplacingMergeTree`` when the table has keys (upsert by key) and ``MergeTree``
+    otherwise. ``version_column`` (a numeric or timestamp column, typically the cursor) decides which row
+    of a key survives merges; without it the last inserted wins. ``partition_by`` is a ClickHouse expression
+    such as ``toYYYYMM(created_at)``. ``low_cardinality`` lists string columns stored as
+    ``LowCardinality(String)``.
+    """
+
+    engine: str | None = None
+    version_column: str | None = None
+    partition_by: str | None = None
+    low_cardinality: tuple[str, ...] = ()
+
+
+class ClickHouseCursor:
+    """The part of a DB-API cursor the engine uses, over a clickhouse-connect client."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._rows: list[tuple[Any, ...]] = []
+        self._position = 0
+        self.rowcount = -1
+        self.description: list[tuple[Any, ...]] | None = None
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        parameters = _bind_values(params) if params else None
+        if not parameters:
+            # Identifiers double '%' for parameter formatting, which only happens when parameters are sent.
+            sql = sql.replace("%%", "%")
+        if _ROW_RETURNING.match(sql):
+            result = self._client.query(sql, parameters=parameters)
+            self._rows = [tuple(row) for row in result.result_rows]
+            self.description = [
+                (name, kind, None, None, None, None, None)
+                for name, kind in zip(result.column_names, result.column_types, strict=True)
+            ]
+            self.rowcount = len(self._rows)
+        else:
+            summary = self._client.command(sql, parameters=parameters)
+            self._rows, self.description = [], None
+            self.rowcount = int(getattr(summary, "written_rows", 0) or 0)
+        self._position = 0
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
+        rows = self._rows[self._position : self._position + size]
+        self._position += len(rows)
+        return rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.fetchmany(len(self._rows))
+
+    def close(self) -> None:
+        self._rows = []
+
+
+class ClickHouseConnection:
+    """A DB-API-shaped handle over a clickhouse-connect client. ``commit``/``rollback`` do nothing: every
+    ClickHouse statement is atomic on its own and the load modes are idempotent (see the module docstring)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.insert_scope: str | None = None
+        self.inserts_in_scope = 0
+
+    def cursor(self) -> ClickHouseCursor:
+        return ClickHouseCursor(self.client)
+
+    def commit(self) -> None:
+        self.insert_scope = None
+
+    def rollback(self) -> None:
+        self.insert_scope = None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _bind_values(params: Any) -> Any:
+    """clickhouse-connect renders plain datetimes to the second; wrap them so microseconds survive."""
+    from clickhouse_connect.driver.binding import DT64Param
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime):
+            if value.utcoffset() is not None:
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            return DT64Param(value)
+        return value
+
+    if isinstance(params, dict):
+        return {name: convert(value) for name, value in params.items()}
+    return [convert(value) for value in params]
+
+
+class ClickHouseDialect(Dialect):
+    capabilities = Capabilities(
+        name="clickhouse",
+        driver_module="clickhouse_connect",
+        pip_extra="clickhouse",
+        param_style="pyformat",
+        bulk_load="insert_arrow",
+        upsert_style="replacing_engine",
+        max_identifier_length=200,
+        # The expanded OR/AND form keeps the leading cursor range visible to the primary-key index.
+        row_value_comparison=False,
+        transactional_ddl=False,
+    )
+
+    # ----------------------------------------------------------------- connections
+    def connect(self, info: ConnectionInfo) -> ClickHouseConnection:
+        from . import require_driver
+
+        clickhouse_connect: Any = require_driver("clickhouse")
+        extra = dict(info.extra)
+        settings = {"session_timezone": "UTC", **extra.pop("settings", {})}
+        if extra.get("dsn"):
+            client = clickhouse_connect.get_client(dsn=extra["dsn"], settings=settings)
+        else:
+            client = clickhouse_connect.get_client(
+                host=info.host or "localhost",
+                port=info.port,
+                username=info.login or "default",
+                password=info.password or "",
+                database=info.database,
+                secure=str(extra.get("secure", "")).lower() in ("1", "true", "yes"),
+                interface=extra.get("interface"),
+                settings=settings,
+            )
+        return ClickHouseConnection(client)
+
+    def begin_snapshot(self, conn: Any) -> None:
+        """ClickHouse has no multi-query snapshot. Extraction stays correct without one: the upper bound
+        (high-water mark) excludes rows inserted after it was taken, and merges never change visible data."""
+
+    def set_insert_scope(self, conn: ClickHouseConnection, scope: str) -> None:
+        """Name the unit of work the next inserts belong to (e.g. ``pipeline:table:range_start:range_end``).
+        Each insert then carries the token ``scope:n``, so re-running the same scope after a failure skips
+        the batches ClickHouse already stored. Cleared by ``commit``/``rollback``."""
+        conn.insert_scope = scope
+        conn.inserts_in_scope = 0
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return False
+
+    # ----------------------------------------------------------------- identifiers and introspection
+    def quote(self, identifier: str) -> str:
+        # ClickHouse processes backslash escapes inside quoted identifiers.
+        return super().quote(identifier.replace("\\", "\\\\"))
+
+    def _schema_expr(self, table: TableRef, bind: Any) -> str:
+        return bind(table.schema) if table.schema else "currentDatabase()"
+
+    def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
+        from .base import Binder
+
+        bind = Binder(self.capabilities.param_style)
+        sql = (
+            f"SELECT name, type FROM system.columns WHERE database = {self._schema_expr(table, bind)} "
+            f"AND table = {bind(table.name)} ORDER BY position"
+        )
+        cursor = self.execute(conn, bind.query(sql))
+        rows = cursor.fetchall()
+        if not rows:
+            raise TerminalError(f"ClickHouse table {table} does not exist or has no columns")
+        return [
+            Column(name, kind, self.arrow_type(kind), kind.startswith("Nullable(")) for name, kind in rows
+        ]
+
+    def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
+        from .base import Binder
+
+        bind = Binder(self.capabilities.param_style)
+        sql = (
+            f"SELECT primary_key FROM system.tables WHERE database = {self._schema_expr(table, bind)} "
+            f"AND name = {bind(table.name)}"
+        )
+        key = self.scalar(conn, bind.query(sql)) or ""
+        return [part.strip().strip('`"') for part in key.split(",") if part.strip()]
+
+    # ----------------------------------------------------------------- types
+    def arrow_type(self, db_type: str) -> pa.DataType:
+        import pyarrow as pa
+
+        kind = db_type.strip()
+        while match := _WRAPPER.match(kind):
+            kind = match.group(2).strip()
+        name, _, args = kind.partition("(")
+        args = args.rstrip(")")
+        simple = {
+            "Int8": pa.int8(),
+            "Int16": pa.int16(),
+            "Int32": pa.int32(),
+            "Int64": pa.int64(),
+            "UInt8": pa.uint8(),
+            "UInt16": pa.uint16(),
+            "UInt32": pa.uint32(),
+            "UInt64": pa.uint64(),
+            "Float32": pa.float32(),
+            "Float64": pa.float64(),
+            "Bool": pa.bool_(),
+            "Date": pa.date32(),
+            "Date32": pa.date32(),
+            "DateTime": pa.timestamp("us", tz="UTC"),
+        }
+        if name in simple:
+            return simple[name]
+        if name == "DateTime64":
+            precision = int(args.split(",")[0])
+            unit = next(unit for digits, unit in _PRECISION_UNITS if precision <= digits)
+            return pa.timestamp(unit, tz="UTC")
+        if name == "Decimal":
+            precision, scale = (int(part) for part in args.split(","))
+            return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        if name in ("Decimal32", "Decimal64", "Decimal128", "Decimal256"):
+            precision = {"Decimal32": 9, "Decimal64": 18, "Decimal128": 38, "Decimal256": 76}[name]
+            scale = int(args)
+            return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        if name == "Array":
+            return pa.list_(self.arrow_type(args))
+        return pa.string()
+
+    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        import pyarrow as pa
+
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            return f"LowCardinality({self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)})"
+        if pa.types.is_boolean(kind):
+            return "Bool"
+        if pa.types.is_integer(kind):
+            return f"{'U' if pa.types.is_unsigned_integer(kind) else ''}Int{kind.bit_width}"
+        if pa.types.is_floating(kind):
+            return "Float64" if kind.bit_width == 64 else "Float32"
+        if pa.types.is_decimal(kind):
+            return f"Decimal({kind.precision}, {kind.scale})"
+        if pa.types.is_timestamp(kind):
+            digits = next(digits for digits, unit in _PRECISION_UNITS if unit == kind.unit)
+            return f"DateTime64({digits}, 'UTC')"
+        if pa.types.is_date(kind):
+            return "Date32"
+        if pa.types.is_fixed_size_binary(kind):
+            return f"FixedString({kind.byte_width})"
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            return f"Array({self.sql_type(pa.field(field.name, kind.value_type))})"
+        if pa.types.is_duration(kind):
+            return "Int64"
+        # Strings, binary, JSON text, times of day and anything else are stored as String.
+        return "String"
+
+    # ----------------------------------------------------------------- DDL
+    def create_table_sql(
+        self,
+        table: TableRef,
+        schema: pa.Schema,
+        primary_key: Sequence[str] = (),
+        options: ClickHouseTableOptions | None = None,
+    ) -> str:
+        """``CREATE TABLE ... ENGINE = [Replacing]MergeTree ORDER BY keys [PARTITION BY ...]``."""
+        options = options or ClickHouseTableOptions()
+        names = set(schema.names)
+        unknown = [
+            c
+            for c in (*primary_key, *options.low_cardinality, options.version_column)
+            if c and c not in names
+        ]
+        if unknown:
+            raise TerminalError(
+                f"ClickHouse table {table}: columns {', '.join(unknown)} are not among the loaded columns "
+                f"({', '.join(schema.names)}); fix keys / version_column / low_cardinality"
+            )
+        if options.partition_by and ";" in options.partition_by:
+            raise TerminalError(f"partition_by {options.partition_by!r} must be one ClickHouse expression")
+        lines = []
+        for field in schema:
+            kind = self.sql_type(field, is_key=field.name in primary_key)
+            if field.name in options.low_cardinality and kind == "String":
+                kind = "LowCardinality(String)"
+            if field.nullable and field.name not in primary_key and field.name != options.version_column:
+                kind = f"Nullable({kind})"
+            lines.append(f"{self.quote(field.name)} {kind}")
+        engine = options.engine or ("ReplacingMergeTree" if primary_key else "MergeTree")
+        if engine == "ReplacingMergeTree" and options.version_column:
+            engine = f"ReplacingMergeTree({self.quote(options.version_column)})"
+        elif engine not in ("ReplacingMergeTree", "MergeTree"):
+            raise TerminalError(
+                f"ClickHouse engine {engine!r} is not supported; use ReplacingMergeTree or MergeTree"
+            )
+        order = f"({self.column_list(primary_key)})" if primary_key else "tuple()"
+        partition = f"\nPARTITION BY {options.partition_by}" if options.partition_by else ""
+        return (
+            f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + f"\n)\nENGINE = {engine}"
+            f"{partition}\nORDER BY {order}\nSETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
+        )
+
+    def rename_table_sql(self, table: TableRef, new_name: str) -> str:
+        return f"RENAME TABLE {self.qualify(table)} TO {self.qualify(TableRef(new_name, table.schema))}"
+
+    def swap_tables_sql(self, target: TableRef, loaded: TableRef, target_exists: bool = True) -> list[str]:
+        """``EXCHANGE TABLES`` swaps both names atomically; the loaded name then holds the old data."""
+        if not target_exists:
+            return [self.rename_table_sql(loaded, target.name)]
+        return [
+            f"EXCHANGE TABLES {self.qualify(loaded)} AND {self.qualify(target)}",
+            self.drop_table_sql(loaded),
+        ]
+
+    def like_table_sql(self, table: TableRef, template: TableRef) -> str:
+        """An empty table with the same columns, engine, keys and partitioning (for ``replace``)."""
+        return f"CREATE TABLE {self.qualify(table)} AS {self.qualify(template)}"
+
+    # ----------------------------------------------------------------- reading
+    def read_batches(
+        self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream Arrow blocks from ClickHouse, re-sliced to at most ``batch_size`` rows and cast to the
+        column types the engine expects."""
+        from ._arrow import schema_of
+
+        schema = schema_of(columns)
+        settings = {**_READ_SETTINGS, "max_block_size": batch_size}
+        parameters = _bind_values(query.params) if query.params else None
+        sql = query.sql if parameters else query.sql.replace("%%", "%")
+        with conn.client.query_arrow_stream(sql, parameters=parameters, settings=settings) as stream:
+            for block in stream:
+                block = block.cast(schema) if block.schema != schema else block
+                for offset in range(0, block.num_rows, batch_size):
+                    yield block.slice(offset, batch_size)
+
+    # ----------------------------------------------------------------- loading
+    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        staging = self.helper_table(TableRef(target.name), "__sync_stage")
+        self.execute(conn, f"DROP TEMPORARY TABLE IF EXISTS {self.qualify(staging)}").close()
+        self.execute(
+            conn,
+            f"CREATE TEMPORARY TABLE {self.qualify(staging)} ENGINE = Memory AS "
+            f"SELECT {self.column_list(columns)} FROM {self.qualify(target)} WHERE 0",
+        ).close()
+        return staging
+
+    def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
+        """``insert_arrow`` per batch (ClickHouse's native columnar path); returns the row count."""
+        import pyarrow as pa
+
+        total = 0
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            settings: dict[str, Any] = {}
+            if conn.insert_scope is not None:
+                conn.inserts_in_scope += 1
+                settings = {
+                    "insert_deduplicate": 1,
+                    "insert_deduplication_token": f"{conn.insert_scope}:{conn.inserts_in_scope}",
+                }
+            conn.client.insert_arrow(
+                table.name,
+                _insertable(pa.Table.from_batches([batch])),
+                database=table.schema,
+                settings=settings,
+            )
+            total += batch.num_rows
+        return total
+
+    def new_keys_count_query(self, staging: TableRef, target: TableRef, keys: Sequence[str]) -> Query:
+        key_tuple = f"({self.column_list(keys)})"
+        return Query(
+            f"SELECT count() FROM {self.qualify(staging)} WHERE {key_tuple} NOT IN (SELECT {key_tuple} FROM "
+            f"{self.qualify(target)} WHERE {key_tuple} IN (SELECT {key_tuple} FROM {self.qualify(staging)}))"
+        )
+
+    def upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
+    ) -> str:
+        """A plain insert: the target's ReplacingMergeTree engine keeps one row per key (the newest version)."""
+        return self.insert_select_sql(staging, target, columns)
+
+    def final_select_sql(self, table: TableRef, columns: Sequence[str], keys: Sequence[str] = ()) -> str:
+        """Read a ReplacingMergeTree table as it will look after merges: one row per key."""
+        order = f" ORDER BY {self.column_list(keys)}" if keys else ""
+        return f"SELECT {self.column_list(columns)} FROM {self.qualify(table)} FINAL{order}"
+
+    # ----------------------------------------------------------------- append ledger
+    def ledger_table_sql(self, ledger: TableRef) -> str:
+        columns = (
+            "pipeline String",
+            "table_name String",
+            "range_start String",
+            "range_end String",
+            "run_id Nullable(String)",
+            "row_count Int64",
+            "loaded_at DateTime64(6, 'UTC')",
+        )
+        lines = ",\n  ".join(
+            f"{self.quote(name)} {kind}" for name, kind in (c.split(" ", 1) for c in columns)
+        )
+        key = self.column_list(["pipeline", "table_name", "range_start", "range_end"])
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.qualify(ledger)} (\n  {lines}\n)\n"
+            f"ENGINE = ReplacingMergeTree({self.quote('loaded_at')})\nORDER BY ({key})"
+        )
+
+    def ledger_lookup_query(
+        self, ledger: TableRef, pipeline: str, table_name: str, range_start: str
+    ) -> Query:
+        query = super().ledger_lookup_query(ledger, pipeline, table_name, range_start)
+        qualified = self.qualify(ledger)
+        return Query(query.sql.replace(f"FROM {qualified} ", f"FROM {qualified} FINAL ", 1), query.params)
+
+
+def _insertable(table: pa.Table) -> pa.Table:
+    """Arrow types ClickHouse's Arrow input cannot take directly, in the form their String columns expect."""
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_time(field.type):
+            table = table.set_column(index, field.name, table.column(index).cast(pa.string()))
+        elif pa.types.is_duration(field.type):
+            table = table.set_column(index, field.name, table.column(index).cast(pa.int64()))
+    return table

@@ -1,0 +1,232 @@
+"""PostgreSQL through psycopg 3.
+
+Reads stream through a named (server-side) cursor, so memory stays bounded by the batch size. Loads go
+through ``COPY ... FROM STDIN`` (text format, built column-wise with pyarrow) into a temporary staging
+table, then ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE (t.*) IS DISTINCT FROM (excluded.*)`` so
+unchanged rows are not rewritten.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.errors import TerminalError
+
+from .base import Capabilities, Dialect
+from .types import Column, TableRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .connection import ConnectionInfo
+
+_PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)")
+_CURSOR_NUMBERS = itertools.count(1)
+_CONNECT_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
+                    "options", "target_session_attrs")
+
+_COLUMNS_SQL = """
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = %s AND n.nspname = COALESCE(%s, current_schema())
+  AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+_PRIMARY_KEY_SQL = """
+SELECT a.attname
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisprimary AND c.relname = %s AND n.nspname = COALESCE(%s, current_schema())
+ORDER BY k.position
+"""
+
+
+class PostgresDialect(Dialect):
+    capabilities = Capabilities(
+        name="postgres",
+        driver_module="psycopg",
+        pip_extra="postgres",
+        param_style="format",
+        bulk_load="copy",
+        upsert_style="on_conflict",
+        max_identifier_length=63,
+        row_value_comparison=True,
+        transactional_ddl=True,
+        supports_schemas=True,
+        native_json=True,
+    )
+
+    def connect(self, info: ConnectionInfo) -> Any:
+        from . import require_driver
+
+        psycopg: Any = require_driver("postgres")
+        from psycopg.types.string import TextLoader
+
+        options = {k: v for k, v in info.extra.items() if k in _CONNECT_OPTIONS}
+        conn = psycopg.connect(
+            host=info.host or "localhost", port=info.port or 5432, user=info.login, password=info.password,
+            dbname=info.database, autocommit=False, **options,
+        )
+        # JSON stays text (byte-for-byte for json, normalised by the server for jsonb); no Python objects.
+        for type_name in ("json", "jsonb"):
+            conn.adapters.register_loader(type_name, TextLoader)
+        conn.execute("SET TIME ZONE 'UTC'")
+        conn.commit()
+        return conn
+
+    def begin_snapshot(self, conn: Any) -> None:
+        from psycopg import IsolationLevel
+
+        if conn.info.transaction_status != 0:  # not idle: earlier reads only, nothing to keep
+            conn.rollback()
+        conn.isolation_level = IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+
+    def streaming_cursor(self, conn: Any) -> Any:
+        return conn.cursor(name=f"sync_extract_{next(_CURSOR_NUMBERS)}")
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        from psycopg import errors
+
+        return isinstance(exc, errors.UniqueViolation)
+
+    # ----------------------------------------------------------------- introspection
+    def table_exists(self, conn: Any, table: TableRef) -> bool:
+        row = conn.execute(
+            "SELECT COUNT(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND n.nspname = COALESCE(%s, current_schema()) "
+            "AND c.relkind IN ('r', 'v', 'm', 'p', 'f')",
+            [table.name, table.schema],
+        ).fetchone()
+        return bool(row[0])
+
+    def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
+        rows = conn.execute(_COLUMNS_SQL, [table.name, table.schema]).fetchall()
+        if not rows:
+            raise TerminalError(f"table {table} does not exist in PostgreSQL (or has no columns you can see)")
+        return [Column(name, db_type, self.arrow_type(db_type), bool(nullable)) for name, db_type, nullable in rows]
+
+    def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
+        return [row[0] for row in conn.execute(_PRIMARY_KEY_SQL, [table.name, table.schema]).fetchall()]
+
+    def query_columns(self, conn: Any, sql: str) -> list[Column]:
+        cursor = conn.execute(f"SELECT * FROM ({sql}) sync_probe WHERE false")
+        names = [d.name for d in cursor.description]
+        types = [conn.execute("SELECT format_type(%s, NULL)", [d.type_code]).fetchone()[0]
+                 for d in cursor.description]
+        return [Column(n, t, self.arrow_type(t)) for n, t in zip(names, types, strict=True)]
+
+    # ----------------------------------------------------------------- types
+    def arrow_type(self, db_type: str) -> pa.DataType:
+        import pyarrow as pa
+
+        name = db_type.lower().strip()
+        if name.endswith("[]"):
+            return pa.string()
+        match = _PRECISION.search(name)
+        base = _PRECISION.sub("", name).strip()
+        simple = {
+            "boolean": pa.bool_(), "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
+            "real": pa.float32(), "double precision": pa.float64(), "date": pa.date32(), "bytea": pa.binary(),
+        }
+        if base in simple:
+            return simple[base]
+        if base == "numeric":
+            if match and match.group(1):
+                precision, scale = int(match.group(1)), int(match.group(2) or 0)
+                return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+            return pa.decimal128(38, 18)
+        if base.startswith("timestamp"):
+            return pa.timestamp("us", tz="UTC") if "with time zone" in base else pa.timestamp("us")
+        if base.startswith("time") and "with time zone" not in base:
+            return pa.time64("us")
+        return pa.string()
+
+    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        import pyarrow as pa
+
+        from ._arrow import is_json_field
+
+        kind = field.type
+        if pa.types.is_boolean(kind):
+            return "boolean"
+        if pa.types.is_integer(kind):
+            if kind.bit_width <= 16 and not (kind.bit_width == 16 and pa.types.is_unsigned_integer(kind)):
+                return "smallint"
+            if kind.bit_width <= 32 and not (kind.bit_width == 32 and pa.types.is_unsigned_integer(kind)):
+                return "integer"
+            return "numeric(20,0)" if pa.types.is_uint64(kind) else "bigint"
+        if pa.types.is_float32(kind) or pa.types.is_float16(kind):
+            return "real"
+        if pa.types.is_floating(kind):
+            return "double precision"
+        if pa.types.is_decimal(kind):
+            return f"numeric({kind.precision},{kind.scale})"
+        if pa.types.is_timestamp(kind):
+            return "timestamp(6) with time zone" if kind.tz else "timestamp(6) without time zone"
+        if pa.types.is_date(kind):
+            return "date"
+        if pa.types.is_time(kind):
+            return "time(6) without time zone"
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            return "bytea"
+        if is_json_field(field):
+            return "jsonb"
+        return "text"
+
+    def value_converter(self, column: Column) -> Any:
+        import pyarrow as pa
+
+        if pa.types.is_string(column.arrow_type):
+            return lambda v: v if isinstance(v, str) else str(v)
+        return None
+
+    # ----------------------------------------------------------------- loading
+    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        staging = self.helper_table(TableRef(target.name, "pg_temp"), "__sync_stage")
+        conn.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}", [])
+        conn.execute(
+            f"CREATE TEMPORARY TABLE {self.quote(staging.name)} AS "
+            f"SELECT {self.column_list(columns)} FROM {self.qualify(target)} WHERE false",
+            [],
+        )
+        return staging
+
+    def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
+        from ._arrow import iter_nonempty, text_rows
+
+        remaining = iter_nonempty(iter(batches))
+        first = next(remaining, None)
+        if first is None:
+            return 0
+        # COPY takes no parameters, so undo the percent doubling quote() does for execute().
+        statement = f"COPY {self.qualify(table)} ({self.column_list(first.schema.names)}) FROM STDIN"
+        total = 0
+        with conn.cursor() as cursor, cursor.copy(statement.replace("%%", "%")) as copy:
+            for batch in itertools.chain([first], remaining):
+                copy.write(text_rows(batch, "postgres"))
+                total += batch.num_rows
+        return total
+
+    def upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
+    ) -> str:
+        others = [c for c in columns if c not in keys]
+        changed = (
+            f"({self.column_list(others, 't.')}) IS DISTINCT FROM ({self.column_list(others, 'excluded.')})"
+            if len(others) > 1
+            else " OR ".join(f"t.{self.quote(c)} IS DISTINCT FROM excluded.{self.quote(c)}" for c in others)
+        )
+        return self.on_conflict_upsert_sql(staging, target, columns, keys, changed)
+
+    def ledger_timestamp_type(self) -> str:
+        return "timestamp with time zone"

@@ -1,0 +1,225 @@
+"""SQLite (stdlib ``sqlite3``): the embedded database of the demo and of fast tests.
+
+SQLite has dynamic typing, so the declared column type drives how values are read: ``DECIMAL(p,s)`` reads
+as a decimal, ``TIMESTAMP``/``DATETIME`` as ISO text timestamps, ``TIMESTAMPTZ`` as UTC timestamps,
+``BOOLEAN`` as 0/1, ``JSON`` as text. Timestamps are stored as ISO text (``YYYY-MM-DD HH:MM:SS[.ffffff]``),
+the format of ``CURRENT_TIMESTAMP``, so text comparison of cursor values stays chronological.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.errors import TerminalError
+
+from .base import Capabilities, Dialect
+from .types import Column, Query, TableRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .connection import ConnectionInfo
+
+_PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+
+
+def timestamp_text(value: dt.datetime) -> str:
+    """SQLite's text form of a timestamp: aware values in UTC with ``+00:00``, naive as they are."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc)
+    return value.isoformat(sep=" ")
+
+
+def _to_param(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return timestamp_text(value)
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return value
+
+
+class SQLiteDialect(Dialect):
+    capabilities = Capabilities(
+        name="sqlite",
+        driver_module="sqlite3",
+        pip_extra="",
+        param_style="qmark",
+        bulk_load="executemany",
+        upsert_style="on_conflict",
+        max_identifier_length=1000,
+        row_value_comparison=True,
+        transactional_ddl=True,
+        supports_schemas=True,
+        native_json=False,
+    )
+
+    def connect(self, info: ConnectionInfo) -> Any:
+        import sqlite3
+
+        # Autocommit at the driver level; transactions are explicit (BEGIN in begin_write/begin_snapshot)
+        # so DDL takes part in them too.
+        conn = sqlite3.connect(info.database or ":memory:", isolation_level=None,
+                               timeout=float(info.extra.get("timeout", 30)))
+        return conn
+
+    def begin_snapshot(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+
+    def begin_write(self, conn: Any) -> None:
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def execute(self, conn: Any, query: Query | str) -> Any:
+        if isinstance(query, str):
+            query = Query(query)
+        params: Any = query.params
+        if isinstance(params, dict):
+            params = {k: _to_param(v) for k, v in params.items()}
+        else:
+            params = [_to_param(v) for v in params]
+        return conn.execute(query.sql, params)
+
+    def read_batches(self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int) -> Any:
+        return super().read_batches(conn, Query(query.sql, [_to_param(v) for v in query.params]),
+                                    columns, batch_size)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        import sqlite3
+
+        return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper()
+
+    # ----------------------------------------------------------------- introspection
+    def _schema(self, table: TableRef) -> str:
+        return self.quote(table.schema or "main")
+
+    def table_exists(self, conn: Any, table: TableRef) -> bool:
+        master = "sqlite_temp_master" if table.schema == "temp" else f"{self._schema(table)}.sqlite_master"
+        row = conn.execute(
+            f"SELECT COUNT(*) FROM {master} WHERE type IN ('table', 'view') AND name = ?", [table.name]
+        ).fetchone()
+        return bool(row[0])
+
+    def _table_info(self, conn: Any, table: TableRef) -> list[tuple[Any, ...]]:
+        rows = conn.execute(f"PRAGMA {self._schema(table)}.table_info({self.quote(table.name)})").fetchall()
+        if not rows:
+            raise TerminalError(f"table {table} does not exist in the SQLite database; check schema/table")
+        return list(rows)
+
+    def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
+        return [
+            Column(name, (decl or "").lower(), self.arrow_type(decl or ""), nullable=not notnull and not pk)
+            for _cid, name, decl, notnull, _default, pk in self._table_info(conn, table)
+        ]
+
+    def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
+        keyed = [(pk, name) for _cid, name, _decl, _nn, _default, pk in self._table_info(conn, table) if pk]
+        return [name for _pk, name in sorted(keyed)]
+
+    def query_columns(self, conn: Any, sql: str) -> list[Column]:
+        import pyarrow as pa
+
+        cursor = conn.execute(f"SELECT * FROM ({sql}) WHERE 0")
+        return [Column(d[0], "", pa.string()) for d in cursor.description]
+
+    # ----------------------------------------------------------------- types
+    def arrow_type(self, db_type: str) -> pa.DataType:
+        import pyarrow as pa
+
+        name = db_type.upper()
+        match = _PRECISION.search(name)
+        if "BOOL" in name:
+            return pa.bool_()
+        if "INT" in name:
+            return pa.int64()
+        if ("DECIMAL" in name or "NUMERIC" in name) and match and match.group(1):
+            return pa.decimal128(int(match.group(1)), int(match.group(2) or 0))
+        if "TIMESTAMPTZ" in name or "WITH TIME ZONE" in name:
+            return pa.timestamp("us", tz="UTC")
+        if "TIMESTAMP" in name or "DATETIME" in name:
+            return pa.timestamp("us")
+        if "DATE" in name:
+            return pa.date32()
+        if "TIME" in name:
+            return pa.time64("us")
+        if "BLOB" in name or "BINARY" in name:
+            return pa.binary()
+        if any(word in name for word in ("REAL", "FLOA", "DOUB")) or name in ("NUMERIC", "DECIMAL"):
+            return pa.float64()
+        return pa.string()
+
+    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        import pyarrow as pa
+
+        from ._arrow import is_json_field
+
+        kind = field.type
+        if pa.types.is_boolean(kind):
+            return "BOOLEAN"
+        if pa.types.is_integer(kind):
+            return "INTEGER"
+        if pa.types.is_floating(kind):
+            return "REAL"
+        if pa.types.is_decimal(kind):
+            return f"DECIMAL({kind.precision},{kind.scale})"
+        if pa.types.is_timestamp(kind):
+            return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
+        if pa.types.is_date(kind):
+            return "DATE"
+        if pa.types.is_time(kind):
+            return "TIME"
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+            return "BLOB"
+        if is_json_field(field):
+            return "JSON TEXT"  # TEXT affinity keeps documents byte-exact; "JSON" marks them on reading
+        return "TEXT"
+
+    def value_converter(self, column: Column) -> Any:
+        import pyarrow as pa
+
+        kind = column.arrow_type
+        if pa.types.is_decimal(kind):
+            return lambda v: Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
+        if pa.types.is_timestamp(kind):
+            def to_timestamp(value: Any) -> dt.datetime:
+                parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+                if kind.tz is not None and parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=dt.timezone.utc)
+                return parsed
+            return to_timestamp
+        if pa.types.is_date(kind):
+            return lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))
+        if pa.types.is_time(kind):
+            return lambda v: v if isinstance(v, dt.time) else dt.time.fromisoformat(str(v))
+        if pa.types.is_boolean(kind):
+            return bool
+        if pa.types.is_string(kind):
+            return lambda v: v if isinstance(v, str) else (v.decode() if isinstance(v, bytes) else str(v))
+        if pa.types.is_binary(kind):
+            return lambda v: v if isinstance(v, bytes) else str(v).encode()
+        return None
+
+    def param_converter(self, arrow_type: pa.DataType) -> Any:
+        return _to_param
+
+    # ----------------------------------------------------------------- loading
+    def upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
+    ) -> str:
+        changed = " OR ".join(
+            f"t.{self.quote(c)} IS NOT excluded.{self.quote(c)}" for c in columns if c not in keys
+        )
+        return self.on_conflict_upsert_sql(staging, target, columns, keys, changed)
+
+    def rename_table_sql(self, table: TableRef, new_name: str) -> str:
+        return f"ALTER TABLE {self.qualify(table)} RENAME TO {self.quote(new_name)}"
+
+    def ledger_text_type(self) -> str:
+        return "TEXT"
