@@ -69,7 +69,8 @@ def dag_kwargs_from_alerts(alerts: AlertsConfig | None, *, dag_id: str) -> dict[
 
 def deadline_alert(alerts: AlertsConfig, *, dag_id: str) -> Any:
     """The :class:`airflow.sdk.DeadlineAlert` for ``alerts.deadline`` (which must be set)."""
-    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+    # Exported by airflow.sdk at run time, but missing from its type stub in Airflow 3.3.
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference  # type: ignore[attr-defined]
 
     deadline = alerts.deadline
     if deadline is None:

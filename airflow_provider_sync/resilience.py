@@ -124,9 +124,10 @@ def _first_int_arg(error: BaseException) -> int | None:
     code = getattr(error, "errno", None)
     if isinstance(code, int):
         return code
-    if error.args and isinstance(error.args[0], int):
-        return error.args[0]
-    return None
+    first = error.args[0] if error.args else None
+    if isinstance(first, tuple) and first:
+        first = first[0]  # pymssql: ((code, message), ...)
+    return first if isinstance(first, int) else None
 
 
 def _connection_phrase_verdict(error: BaseException) -> Verdict:
@@ -183,7 +184,8 @@ def _kafka(error: BaseException) -> Verdict:
     detail = error.args[0] if error.args else None
     if detail is None or not hasattr(detail, "retriable"):
         return Verdict.UNKNOWN
-    if detail.fatal():
+    name = str(detail.name())
+    if detail.fatal() or "AUTHENTICATION" in name or "AUTHORIZATION" in name:
         return Verdict.TERMINAL
     return Verdict.TRANSIENT if detail.retriable() else Verdict.UNKNOWN
 

@@ -15,10 +15,12 @@ token that grants posting rights.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from airflow_provider_sync.config.sections import ConnId, StrictModel
 from airflow_provider_sync.config.types import Duration
@@ -28,26 +30,38 @@ _NOTIFIER_HELP = (
     "each notifier is a mapping with exactly one key: log, email or webhook "
     "(for example `- log: {level: warning}` or `- webhook: {conn_id: my_webhook}`)"
 )
-_EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+$"
+_INLINE_ADDRESS_KEYS = frozenset({"url", "host", "endpoint", "webhook_url"})
+_EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL_SHAPE.match(value):
+        raise ValueError(f"{value!r} is not an e-mail address (expected name@domain.tld)")
+    return value
+
+
+EmailAddress = Annotated[
+    str, AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email"})
+]
 
 
 class LogNotifierSettings(StrictModel):
     """Write the alert to the Airflow log of the task (or of the component running the callback)."""
 
     level: Literal["debug", "info", "warning", "error", "critical"] = Field(
-        "warning", description="Log level of the alert line."
+        default="warning", description="Log level of the alert line."
     )
 
 
 class EmailNotifierSettings(StrictModel):
     """Send the alert by e-mail through an Airflow SMTP connection."""
 
-    to: list[Annotated[str, Field(pattern=_EMAIL_SHAPE)]] = Field(
-        min_length=1, description="Recipients' addresses."
+    to: list[EmailAddress] = Field(min_length=1, description="Recipients' addresses.")
+    conn_id: ConnId = Field(
+        default="smtp_default", description="Airflow SMTP connection (host, port, login)."
     )
-    conn_id: ConnId = Field("smtp_default", description="Airflow SMTP connection (host, port, login).")
-    from_email: Annotated[str, Field(pattern=_EMAIL_SHAPE)] | None = Field(
-        None, description="Sender address (default: the connection's `from_email` extra)."
+    from_email: EmailAddress | None = Field(
+        default=None, description="Sender address (default: the connection's `from_email` extra)."
     )
 
     @field_validator("to", mode="before")
@@ -66,19 +80,37 @@ class WebhookNotifierSettings(StrictModel):
 
     conn_id: ConnId = Field(description="Airflow connection holding the webhook address and any credentials.")
     format: Literal["json", "slack"] = Field(
-        "json",
+        default="json",
         description="json: every alert field as a JSON object (plus a `text` summary); "
-        "slack: `{\"text\": ...}` as Slack, Mattermost and Teams incoming webhooks expect.",
+        'slack: `{"text": ...}` as Slack, Mattermost and Teams incoming webhooks expect.',
     )
-    timeout: Duration = Field(timedelta(seconds=10), description="Give up on the request after this long.")
+    timeout: Duration = Field(
+        default=timedelta(seconds=10), description="Give up on the request after this long."
+    )
+
+    inline_address: SkipJsonSchema[list[str] | None] = Field(default=None, exclude=True, repr=False)
+    """Set only while validating, to report inline address keys without echoing their values."""
 
     @model_validator(mode="before")
     @classmethod
-    def _no_inline_address(cls, value: Any) -> Any:
-        if isinstance(value, dict) and ({"url", "host", "endpoint"} & set(value)):
+    def _hide_inline_address(cls, value: Any) -> Any:
+        # The values of these keys are usually secret URLs: they are dropped before any error could show
+        # them, and only the key names are reported (by the `inline_address` check below).
+        if isinstance(value, dict):
+            inline = sorted(_INLINE_ADDRESS_KEYS & set(value))
+            if inline:
+                kept = {key: item for key, item in value.items() if key not in _INLINE_ADDRESS_KEYS}
+                return {**kept, "inline_address": inline}
+        return value
+
+    @field_validator("inline_address")
+    @classmethod
+    def _no_inline_address(cls, value: list[str] | None) -> list[str] | None:
+        if value:
             raise ValueError(
-                "a webhook address is read only from an Airflow connection, never from YAML (it usually "
-                "contains a token): create a connection holding the URL and set `conn_id` to its id"
+                f"a webhook address is read only from an Airflow connection, never from YAML (it usually "
+                f"contains a token): remove {value!r}, create a connection holding the URL and set "
+                "`conn_id` to its id"
             )
         return value
 
@@ -86,8 +118,17 @@ class WebhookNotifierSettings(StrictModel):
 NotifierSettings = LogNotifierSettings | EmailNotifierSettings | WebhookNotifierSettings
 
 
+def _one_key_or_bare_log(schema: dict[str, Any]) -> None:
+    # Tell editors what the validator enforces: exactly one key, or the bare string `log`.
+    entry = {**schema, "minProperties": 1, "maxProperties": 1}
+    schema.clear()
+    schema["anyOf"] = [entry, {"const": "log", "type": "string"}]
+
+
 class NotifierConfig(StrictModel):
     """One notifier entry: ``{log: ...}``, ``{email: ...}`` or ``{webhook: ...}`` (exactly one key)."""
+
+    model_config = ConfigDict(json_schema_extra=_one_key_or_bare_log)
 
     log: LogNotifierSettings | None = None
     email: EmailNotifierSettings | None = None
@@ -125,7 +166,7 @@ class DeadlineConfig(StrictModel):
 
     after: Duration = Field(description="How long a run may take, e.g. 45m or 2h.")
     from_: Literal["queued", "logical_date"] = Field(
-        "queued",
+        default="queued",
         alias="from",
         description="queued: count from when the run was queued (works for every run); logical_date: "
         "count from the run's logical date (scheduled runs only: manual runs without a logical date "
@@ -155,4 +196,4 @@ class AlertsConfig(StrictModel):
     on_success: list[NotifierConfig] = Field(
         default_factory=list, description="Called once when a whole run succeeds."
     )
-    deadline: DeadlineConfig | None = Field(None, description="Alert on runs that take too long.")
+    deadline: DeadlineConfig | None = Field(default=None, description="Alert on runs that take too long.")

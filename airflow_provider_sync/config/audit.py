@@ -13,12 +13,18 @@ DEFAULT_AUDIT_TABLE = "sync_audit"
 class AuditConfig(StrictModel):
     """The audit table: who moved which rows, when, with which configuration, and how it ended."""
 
-    enabled: bool = Field(True, description="Write audit rows (turn off only for throw-away pipelines).")
+    enabled: bool = Field(
+        default=True, description="Write audit rows (turn off only for throw-away pipelines)."
+    )
     conn_id: ConnId | None = Field(
-        None,
+        default=None,
         description="Airflow connection of the database holding the audit table (default: the target's).",
     )
     schema_: Identifier | None = Field(
-        None, alias="schema", description="Schema of the audit table (default: the connection's default)."
+        default=None,
+        alias="schema",
+        description="Schema of the audit table (default: the connection's default).",
     )
-    table: Identifier = Field(DEFAULT_AUDIT_TABLE, description="Audit table name; created if missing.")
+    table: Identifier = Field(
+        default=DEFAULT_AUDIT_TABLE, description="Audit table name; created if missing."
+    )

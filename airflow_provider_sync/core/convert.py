@@ -98,3 +98,64 @@ def safe_cast(values: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array
     result = pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]
     failed = pa.concat_arrays(failed_pieces) if len(failed_pieces) > 1 else failed_pieces[0]
     return result, failed
+
+
+def parse_datetime(values: pa.Array, format: str) -> tuple[pa.Array, pa.Array]:
+    """Parse text with a strptime ``format`` into ``timestamp[us]`` (UTC-aware when the format has %z).
+
+    Returns ``(parsed, failed)``. Arrow's parser rolls impossible dates over (31/02 becomes 02/03), so a
+    value whose parse does not print back to the same text is re-checked with Python's stricter parser;
+    only those values take the slow path.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    parsed = pc.strptime(values, format=format, unit="us", error_is_null=True)
+    printed = pc.strftime(parsed, format=format) if "%z" not in format else None
+    suspicious = (
+        pc.fill_null(pc.not_equal(printed, values), False) if printed is not None else pc.is_valid(parsed)
+    )
+    if pc.any(suspicious).as_py():
+        parsed = _recheck_with_python(values, parsed, suspicious, format)
+    failed = pc.and_(pc.is_valid(values), pc.is_null(parsed))
+    return parsed, failed
+
+
+def _recheck_with_python(values: pa.Array, parsed: pa.Array, suspicious: pa.Array, format: str) -> pa.Array:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    flags = suspicious.to_pylist()
+    texts = values.to_pylist()
+    out = parsed.to_pylist()
+    for index, flag in enumerate(flags):
+        if flag:
+            try:
+                dt.datetime.strptime(texts[index], format)
+            except (ValueError, TypeError):
+                out[index] = None
+    return pa.array(out, parsed.type)
+
+
+def text_to_timestamp(values: pa.Array, tz: str | None = None) -> tuple[pa.Array, pa.Array]:
+    """ISO 8601 text to ``timestamp[us]`` (``tz=None``: naive UTC) or ``timestamp[us, tz]``.
+
+    Text with an offset (``Z``, ``+02:00``) is converted to UTC; text without one is read as UTC.
+    Returns ``(result, failed)`` like :func:`safe_cast`.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    naive, naive_failed = safe_cast(values, pa.timestamp("us"))
+    result = naive
+    failed = naive_failed
+    if pc.any(naive_failed).as_py():
+        aware, aware_failed = safe_cast(values, pa.timestamp("us", tz="UTC"))
+        result = pc.coalesce(naive, pc.cast(aware, pa.timestamp("us")))
+        failed = pc.and_(naive_failed, aware_failed)
+    if tz is not None:
+        result = pc.cast(pc.assume_timezone(result, timezone="UTC"), pa.timestamp("us", tz=tz))
+    return result, failed

@@ -135,7 +135,9 @@ def parse_expression(text: str) -> Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"expression {text!r} is not valid syntax: {exc.msg} (column {exc.offset})")
+        raise ExpressionError(
+            f"expression {text!r} is not valid syntax: {exc.msg} (column {exc.offset})"
+        ) from None
     nodes = list(ast.walk(tree))
     if len(nodes) > MAX_NODES:
         raise ExpressionError(f"expression {text!r} is too complex (more than {MAX_NODES} parts)")
@@ -162,7 +164,7 @@ def _check_node(node: ast.AST, text: str, columns: set[str]) -> None:
         if not all(isinstance(item, ast.Constant) for item in node.elts):
             raise ExpressionError(f"expression {text!r}: a list may only hold literals (after 'in')")
     elif isinstance(node, ast.Compare):
-        for op, right in zip(node.ops, node.comparators):
+        for op, right in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, (ast.In, ast.NotIn)) and not isinstance(right, (ast.List, ast.Tuple)):
                 raise ExpressionError(f"expression {text!r}: 'in' must be followed by a list of literals")
             if isinstance(op, (ast.Is, ast.IsNot)) and not (
@@ -189,7 +191,9 @@ def _check_call(node: ast.Call, text: str, columns: set[str]) -> None:
         raise ExpressionError(f"expression {text!r}: {name}() takes {expected} argument(s), got {count}")
     for position in literal_positions:
         if position < count and not isinstance(node.args[position], ast.Constant):
-            raise ExpressionError(f"expression {text!r}: argument {position + 1} of {name}() must be a literal")
+            raise ExpressionError(
+                f"expression {text!r}: argument {position + 1} of {name}() must be a literal"
+            )
     if name == "col":
         arg = node.args[0]
         if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):
@@ -258,13 +262,15 @@ class _Evaluator:
         pc = self.pc
         left = self.visit(node.left)
         result = None
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=True):
             if isinstance(op, (ast.Is, ast.IsNot)):
                 part = pc.is_null(left) if isinstance(op, ast.Is) else pc.is_valid(left)
                 right = None
             elif isinstance(op, (ast.In, ast.NotIn)):
                 assert isinstance(right_node, (ast.List, ast.Tuple))
-                part = self._is_in(left, [item.value for item in right_node.elts if isinstance(item, ast.Constant)])
+                part = self._is_in(
+                    left, [item.value for item in right_node.elts if isinstance(item, ast.Constant)]
+                )
                 if isinstance(op, ast.NotIn):
                     part = pc.invert(part)
                 right = None

@@ -14,6 +14,7 @@ from the secret, so a hash never equals a token of the same value.
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from typing import Any
 
@@ -48,6 +49,48 @@ def _regex_replacement(char: str) -> str:
     return "\\\\" if char == "\\" else char
 
 
+_ASCII_LETTERS_DIGITS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _translate_buffer(text: pa.Array, table: bytes) -> pa.Array:
+    """Map bytes of a string array through ``table`` in one call over its data buffer.
+
+    Only ASCII bytes may be mapped, and only to ASCII bytes: UTF-8 multi-byte sequences never contain
+    ASCII bytes, so offsets and validity stay correct.
+    """
+    validity, offsets, data = text.buffers()
+    if data is None:
+        return text
+    mapped = pa.py_buffer(data.to_pybytes().translate(table))
+    return pa.Array.from_buffers(
+        pa.string(), len(text), [validity, offsets, mapped], text.null_count, text.offset
+    )
+
+
+def mask_letters_digits(text: pa.Array, mask_char: str = "*") -> pa.Array:
+    """Replace every letter and digit with ``mask_char``; everything else stays.
+
+    ASCII text is translated byte-wise over the whole buffer; values holding other characters (é, 日)
+    go through the Unicode-aware regex, which is slower.
+    """
+    if len(mask_char.encode()) != 1:
+        return pc.replace_substring_regex(
+            text, pattern=_LETTER_OR_DIGIT, replacement=_regex_replacement(mask_char)
+        )
+    table = bytes.maketrans(_ASCII_LETTERS_DIGITS, mask_char.encode() * len(_ASCII_LETTERS_DIGITS))
+    translated = _translate_buffer(text, table)
+    non_ascii = pc.fill_null(pc.invert(pc.string_is_ascii(text)), False)
+    if not pc.any(non_ascii).as_py():
+        return translated
+    slow = pc.replace_substring_regex(
+        text.filter(non_ascii), pattern=_LETTER_OR_DIGIT, replacement=_regex_replacement(mask_char)
+    )
+    return pc.replace_with_mask(translated, non_ascii, slow)
+
+
+_DIGITS_TO_STAR = bytes.maketrans(b"0123456789", b"*" * 10)
+
+
 def mask_partial(values: pa.Array, keep_first: int, keep_last: int, mask_char: str = "*") -> pa.Array:
     """Keep ``keep_first``/``keep_last`` characters, mask every other letter or digit.
 
@@ -55,14 +98,13 @@ def mask_partial(values: pa.Array, keep_first: int, keep_last: int, mask_char: s
     shown in full.
     """
     text = as_text(values)
-    replacement = _regex_replacement(mask_char)
-    masked_all = pc.replace_substring_regex(text, pattern=_LETTER_OR_DIGIT, replacement=replacement)
+    masked_all = mask_letters_digits(text, mask_char)
     if keep_first == 0 and keep_last == 0:
         return masked_all
     head = pc.utf8_slice_codeunits(text, 0, keep_first)
     middle = pc.utf8_slice_codeunits(text, keep_first, -keep_last if keep_last else _NO_STOP)
     tail = pc.utf8_slice_codeunits(text, -keep_last, _NO_STOP) if keep_last else pa.scalar("")
-    middle = pc.replace_substring_regex(middle, pattern=_LETTER_OR_DIGIT, replacement=replacement)
+    middle = mask_letters_digits(middle, mask_char)
     joined = pc.binary_join_element_wise(head, middle, tail, "")
     return pc.if_else(pc.greater(pc.utf8_length(text), keep_first + keep_last), joined, masked_all)
 
@@ -72,7 +114,9 @@ def mask_email(values: pa.Array) -> pa.Array:
     text = as_text(values)
     shaped = pc.match_substring_regex(text, pattern=r"^[^@\s]+@[^@\s]+$")
     masked = pc.replace_substring_regex(text, pattern=r"^(.)[^@]*@", replacement=r"\1***@")
-    return pc.if_else(shaped, masked, pc.if_else(pc.is_valid(text), pa.scalar("***"), pa.scalar(None, pa.string())))
+    return pc.if_else(
+        shaped, masked, pc.if_else(pc.is_valid(text), pa.scalar("***"), pa.scalar(None, pa.string()))
+    )
 
 
 def mask_phone(values: pa.Array, keep_last: int) -> pa.Array:
@@ -81,7 +125,7 @@ def mask_phone(values: pa.Array, keep_last: int) -> pa.Array:
     A value with no more than ``keep_last`` digits has all its digits masked.
     """
     text = as_text(values)
-    masked_all = pc.replace_substring_regex(text, pattern=r"[0-9]", replacement="*")
+    masked_all = _translate_buffer(text, _DIGITS_TO_STAR)
     if keep_last == 0:
         return masked_all
     # RE2 has no look-ahead, so work on the reversed text: keep the first N digits, mask the rest.
@@ -90,28 +134,48 @@ def mask_phone(values: pa.Array, keep_last: int) -> pa.Array:
         reversed_text, pattern=rf"(?s)^(?P<keep>(?:[^0-9]*[0-9]){{{keep_last}}})(?P<rest>.*)$"
     )
     kept = pc.struct_field(parts, "keep")
-    rest = pc.replace_substring_regex(pc.struct_field(parts, "rest"), pattern=r"[0-9]", replacement="*")
+    rest = _translate_buffer(pc.struct_field(parts, "rest"), _DIGITS_TO_STAR)
     partial = pc.utf8_reverse(pc.binary_join_element_wise(kept, rest, ""))
     digit_count = pc.utf8_length(pc.replace_substring_regex(text, pattern=r"[^0-9]", replacement=""))
     return pc.if_else(pc.greater(digit_count, keep_last), partial, masked_all)
 
 
+def _hmac_sha256_all(values: pa.Array, key: bytes) -> list[bytes | None]:
+    """HMAC-SHA-256 (RFC 2104) of each value's UTF-8 bytes.
+
+    The keyed inner and outer hash states are prepared once and copied per value, which is several
+    times faster than ``hmac.digest`` setting the key up again for every value.
+    """
+    block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    inner_copy, outer_copy = inner.copy, outer.copy
+    out: list[bytes | None] = []
+    append = out.append
+    for value in as_text(values).cast(pa.binary()).to_pylist():
+        if value is None:
+            append(None)
+            continue
+        state = inner_copy()
+        state.update(value)
+        final = outer_copy()
+        final.update(state.digest())
+        append(final.digest())
+    return out
+
+
 def hmac_hex(values: pa.Array, key: bytes) -> pa.Array:
     """HMAC-SHA-256 of each value's UTF-8 text, as lower-case hex."""
-    digest = hmac.digest
-    out = [
-        None if value is None else digest(key, value.encode(), "sha256").hex()
-        for value in as_text(values).to_pylist()
-    ]
+    out = [None if digest is None else digest.hex() for digest in _hmac_sha256_all(values, key)]
     return pa.array(out, pa.string())
 
 
 def tokenize(values: pa.Array, key: bytes, prefix: str = "tok_") -> pa.Array:
     """``<prefix>`` + 32 lower-case base32 characters (160 bits of HMAC-SHA-256)."""
-    digest, encode = hmac.digest, base64.b32encode
+    encode = base64.b32encode
     out = [
-        None if value is None else prefix + encode(digest(key, value.encode(), "sha256")[:20]).decode().lower()
-        for value in as_text(values).to_pylist()
+        None if digest is None else prefix + encode(digest[:20]).decode().lower()
+        for digest in _hmac_sha256_all(values, key)
     ]
     return pa.array(out, pa.string())
 
@@ -156,7 +220,7 @@ class Masker:
         if strategy == "redact":
             if not is_text(values.type):
                 raise IncompatibleSchemaError(
-                    f"mask strategy redact on column {column!r} needs a text column, but it is {values.type}; "
+                    f"mask strategy redact on column {column!r} needs a text column, not {values.type}; "
                     "use null or replace for other types"
                 )
             return pc.if_else(pc.is_valid(values), pa.scalar(REDACTED, values.type), values)
@@ -193,4 +257,3 @@ class Masker:
     def metadata(self) -> dict[str, Any]:
         """Which columns were masked and how (for the manifest; no values, no secret)."""
         return {"columns_masked": {name: rule.strategy for name, rule in self.step.columns.items()}}
-

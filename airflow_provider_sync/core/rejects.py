@@ -22,7 +22,7 @@ class RejectedRows:
 
     @property
     def num_rows(self) -> int:
-        return self.rows.num_rows
+        return int(self.rows.num_rows)
 
     @classmethod
     def empty(cls, schema: pa.Schema) -> RejectedRows:
@@ -33,7 +33,9 @@ class RejectedRows:
     def build(
         cls, rows: pa.RecordBatch, rule: list[str], column: list[str | None], reason: list[str]
     ) -> RejectedRows:
-        return cls(rows, pa.array(rule, pa.string()), pa.array(column, pa.string()), pa.array(reason, pa.string()))
+        return cls(
+            rows, pa.array(rule, pa.string()), pa.array(column, pa.string()), pa.array(reason, pa.string())
+        )
 
     def concat(self, other: RejectedRows) -> RejectedRows:
         """Both sets of rows; ``other`` must have the same schema."""

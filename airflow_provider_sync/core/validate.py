@@ -23,7 +23,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider_sync.config.steps.validate import ColumnRules, OnInvalid, ValidateStep
-from airflow_provider_sync.core.convert import arrow_type, is_text, safe_cast
+from airflow_provider_sync.core.convert import (
+    arrow_type,
+    is_text,
+    parse_datetime,
+    safe_cast,
+    text_to_timestamp,
+)
 from airflow_provider_sync.core.expression import parse_expression
 from airflow_provider_sync.core.normalize import as_text, is_email, normalize_phone
 from airflow_provider_sync.core.rejects import RejectedRows
@@ -111,13 +117,14 @@ class _ColumnChecks:
                 return pc.is_valid(values) if not is_text(values.type) else pa.repeat(_FALSE, len(values))
             if self.rules.date_format and is_text(values.type) and pa.types.is_temporal(target):
                 return self._parse_failed(values)
+            if is_text(values.type) and pa.types.is_timestamp(target):
+                return text_to_timestamp(values)[1]
             return safe_cast(values, target)[1]
 
         return f"is not a valid {type_name}", broken
 
     def _parse_failed(self, values: pa.Array) -> pa.Array:
-        parsed = pc.strptime(values, format=self.rules.date_format, unit="us", error_is_null=True)
-        return pc.and_(pc.is_valid(values), pc.is_null(parsed))
+        return parse_datetime(values, self.rules.date_format or "")[1]
 
     def _range(self) -> tuple[str, Callable[[pa.RecordBatch], pa.Array]]:
         low, high = self.rules.range if self.rules.range is not None else (self.rules.min, self.rules.max)
@@ -173,7 +180,9 @@ class _ColumnChecks:
         return "does not match the regex rule", broken
 
     def _email(self) -> tuple[str, Callable[[pa.RecordBatch], pa.Array]]:
-        return "is not a valid e-mail address", lambda batch: _no_nulls(pc.invert(is_email(self._values(batch))))
+        return "is not a valid e-mail address", lambda batch: _no_nulls(
+            pc.invert(is_email(self._values(batch)))
+        )
 
     def _phone(self) -> tuple[str, Callable[[pa.RecordBatch], pa.Array]]:
         rule = self.rules.phone
@@ -208,10 +217,9 @@ class _ColumnChecks:
             unreadable = pa.repeat(_FALSE, len(values))
             if is_text(values.type):
                 if self.rules.date_format:
-                    unreadable = self._parse_failed(values)
-                    values = pc.strptime(values, format=self.rules.date_format, unit="us", error_is_null=True)
+                    values, unreadable = parse_datetime(values, self.rules.date_format)
                 else:
-                    values, unreadable = safe_cast(values, pa.timestamp("us"))
+                    values, unreadable = text_to_timestamp(values)
             elif not pa.types.is_temporal(values.type):
                 raise IncompatibleSchemaError(
                     f"rule date_range on column {self.name!r} needs a date, timestamp or text column, "
@@ -280,7 +288,9 @@ class Validator:
                 return _no_nulls(pc.invert(expression.evaluate(batch)))
 
             on_invalid = rule.on_invalid or step.on_invalid
-            self.checks.append(Check(f"expression.{rule.name}", None, f"fails {rule.name}", on_invalid, broken))
+            self.checks.append(
+                Check(f"expression.{rule.name}", None, f"fails {rule.name}", on_invalid, broken)
+            )
         self.rows_in = 0
         self.rows_invalid = 0
         self.rows_dropped = 0
@@ -296,7 +306,10 @@ class Validator:
                 f"available columns: {batch.schema.names}"
             )
         masks = [_no_nulls(check.broken(batch)) for check in self.checks]
-        counts = {check.rule_id: int(pc.sum(mask).as_py() or 0) for check, mask in zip(self.checks, masks)}
+        counts = {
+            check.rule_id: int(pc.sum(mask).as_py() or 0)
+            for check, mask in zip(self.checks, masks, strict=True)
+        }
         failing = [c.rule_id for c in self.checks if c.on_invalid == "fail" and counts[c.rule_id]]
         if failing:
             detail = ", ".join(f"{rule} ({counts[rule]} rows)" for rule in failing)
@@ -304,7 +317,7 @@ class Validator:
 
         def union(policy: str) -> pa.Array:
             result = pa.repeat(_FALSE, batch.num_rows)
-            for check, mask in zip(self.checks, masks):
+            for check, mask in zip(self.checks, masks, strict=True):
                 if check.on_invalid == policy and counts[check.rule_id]:
                     result = pc.or_(result, mask)
             return result
@@ -334,7 +347,7 @@ class Validator:
         count = rows.num_rows
         first: list[Check | None] = [None] * count
         reasons: list[list[str]] = [[] for _ in range(count)]
-        for check, mask in zip(self.checks, masks):
+        for check, mask in zip(self.checks, masks, strict=True):
             for index, broken in enumerate(mask.filter(quarantine).to_pylist()):
                 if broken:
                     label = f"{check.column}: {check.reason}" if check.column else check.reason

@@ -38,7 +38,6 @@ DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
 }
 
 
-@cache
 def get_dialect(conn_type: str) -> Dialect:
     """The dialect for an Airflow connection type (``postgres``, ``mysql``, ``sqlite``, ...)."""
     name = (conn_type or "").strip().lower()
@@ -46,13 +45,18 @@ def get_dialect(conn_type: str) -> Dialect:
     if target is None:
         allowed = ", ".join(sorted(DIALECTS))
         raise TerminalError(f"connection type {conn_type!r} is not supported; use one of: {allowed}")
+    return _load(target)
+
+
+@cache
+def _load(target: str) -> Dialect:
     module_name, class_name = target.split(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("airflow_provider_sync"):
             raise TerminalError(
-                f"connection type {conn_type!r} is registered but its dialect module {module_name} is not "
+                f"dialect module {module_name} is registered but not "
                 "part of this installation; upgrade airflow-provider-sync"
             ) from exc
         raise

@@ -49,7 +49,9 @@ def rows_to_batch(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def batch_rows(batch: pa.RecordBatch, converter_for: Callable[[pa.DataType], Converter | None]) -> list[tuple[Any, ...]]:
+def batch_rows(
+    batch: pa.RecordBatch, converter_for: Callable[[pa.DataType], Converter | None]
+) -> list[tuple[Any, ...]]:
     """Python rows of a batch, with per-type conversion to driver parameters."""
     columns: list[list[Any]] = []
     for array in batch.columns:
@@ -96,8 +98,11 @@ def text_column(array: pa.Array, flavour: str) -> pa.Array:
     if pa.types.is_dictionary(kind):
         return text_column(array.cast(kind.value_type), flavour)
     if (
-        pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)
-        or pa.types.is_date(kind) or pa.types.is_time(kind)
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_date(kind)
+        or pa.types.is_time(kind)
     ):
         return array.cast(pa.string())
     if pa.types.is_null(kind):

@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import abc
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow_provider_sync.errors import SyncError, TerminalError, TransientError
+
+from ._keyset import KeysetSQL
+from ._ledger import LEDGER_COLUMNS, LedgerSQL
+from ._names import SQLNames
 from .types import Binder, Column, KeysetBounds, LoadCounts, ParamStyle, Query, TableRef
 
 if TYPE_CHECKING:
@@ -29,8 +35,22 @@ if TYPE_CHECKING:
     from .connection import ConnectionInfo
 
 log = logging.getLogger(__name__)
+# A value quoted after a colon, as drivers print offending input: `invalid input syntax: "abc"`.
+_QUOTED_VALUE = re.compile(r""":\s*(["'`]).*?\1""")
 
-LEDGER_COLUMNS = ("pipeline", "table_name", "range_start", "range_end", "run_id", "row_count", "loaded_at")
+__all__ = [
+    "LEDGER_COLUMNS",
+    "Binder",
+    "Capabilities",
+    "Column",
+    "Dialect",
+    "KeysetBounds",
+    "LoadCounts",
+    "ParamStyle",
+    "Query",
+    "SQLNames",
+    "TableRef",
+]
 
 
 @dataclass(frozen=True)
@@ -58,10 +78,13 @@ class Capabilities:
     native_json: bool = False
 
 
-class Dialect(abc.ABC):
+class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
     """Per-database SQL and I/O. Subclasses set :attr:`capabilities` and implement the abstract methods."""
 
     capabilities: ClassVar[Capabilities]
+
+    # Identifier quoting (quote, qualify, column_list, helper_table) comes from SQLNames, the keyset and
+    # high-water-mark SQL from KeysetSQL, the append ledger from LedgerSQL.
 
     # ----------------------------------------------------------------- connections and transactions
     @abc.abstractmethod
@@ -76,7 +99,7 @@ class Dialect(abc.ABC):
         """Start a read-only transaction in which every following query sees one consistent snapshot
         (REPEATABLE READ or stronger). Extraction takes the high-water mark and reads rows inside it."""
 
-    def begin_write(self, conn: Any) -> None:  # noqa: B027 - a no-op is right for most drivers
+    def begin_write(self, conn: Any) -> None:
         """Start the write transaction of a load. DB-API drivers open one implicitly; dialects whose
         driver runs in autocommit mode issue an explicit BEGIN."""
 
@@ -85,8 +108,17 @@ class Dialect(abc.ABC):
         if isinstance(query, str):
             query = Query(query)
         cursor = conn.cursor()
-        cursor.execute(query.sql, query.params)
+        cursor.execute(query.sql, self.bind_params(query.params))
         return cursor
+
+    def bind_value(self, value: Any) -> Any:
+        """One query parameter as the driver should receive it (e.g. aware datetimes in UTC)."""
+        return value
+
+    def bind_params(self, params: list[Any] | dict[str, Any]) -> list[Any] | dict[str, Any]:
+        if isinstance(params, dict):
+            return {name: self.bind_value(value) for name, value in params.items()}
+        return [self.bind_value(value) for value in params]
 
     def scalar(self, conn: Any, query: Query | str) -> Any:
         """Run a query and return the first column of its first row (None when there is no row)."""
@@ -97,35 +129,30 @@ class Dialect(abc.ABC):
             cursor.close()
         return None if row is None else row[0]
 
+    def translate_error(self, exc: BaseException) -> SyncError | None:
+        """A :class:`SyncError` for a driver error, or None for anything else.
+
+        The message keeps the driver's first line with quoted values removed (drivers quote the offending
+        value, which may be personal data), so it can be logged. :meth:`is_transient` decides between
+        :class:`TransientError` (retry) and :class:`TerminalError`."""
+        if not type(exc).__module__.split(".")[0].lstrip("_").startswith(self.driver_modules()):
+            return None
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        safe = _QUOTED_VALUE.sub(": <value>", first_line)
+        kind = TransientError if self.is_transient(exc) else TerminalError
+        return kind(f"{self.capabilities.name} error ({type(exc).__name__}): {safe}")
+
+    def driver_modules(self) -> tuple[str, ...]:
+        """Module name prefixes of the driver's exception classes."""
+        return (self.capabilities.driver_module.lstrip("_"),)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when retrying may succeed (lost connection, deadlock, lock timeout)."""
+        return type(exc).__name__ in ("OperationalError", "InterfaceError")
+
     def is_unique_violation(self, exc: BaseException) -> bool:
         """True when ``exc`` is the driver's unique/primary-key violation."""
         return type(exc).__name__ in ("IntegrityError", "UniqueViolation")
-
-    # ----------------------------------------------------------------- identifiers
-    def quote(self, identifier: str) -> str:
-        """Quote one identifier, doubling embedded quote characters. Always quotes."""
-        if not identifier:
-            raise ValueError("an empty identifier cannot be quoted")
-        opening, closing = self.capabilities.identifier_quote
-        escaped = identifier.replace(closing, closing * 2)
-        if self.capabilities.param_style in ("format", "pyformat"):
-            # Every statement is sent with a parameter list, so a literal percent sign must be doubled.
-            escaped = escaped.replace("%", "%%")
-        return f"{opening}{escaped}{closing}"
-
-    def qualify(self, table: TableRef) -> str:
-        """``"schema"."table"`` (or just ``"table"`` without a schema)."""
-        if table.schema and self.capabilities.supports_schemas:
-            return f"{self.quote(table.schema)}.{self.quote(table.name)}"
-        return self.quote(table.name)
-
-    def column_list(self, columns: Sequence[str], prefix: str = "") -> str:
-        return ", ".join(f"{prefix}{self.quote(c)}" for c in columns)
-
-    def helper_table(self, table: TableRef, suffix: str) -> TableRef:
-        """A name for a staging / swap table next to ``table``, within the identifier length limit."""
-        room = self.capabilities.max_identifier_length - len(suffix)
-        return TableRef(table.name[:room] + suffix, table.schema)
 
     # ----------------------------------------------------------------- introspection
     def table_exists(self, conn: Any, table: TableRef) -> bool:
@@ -160,6 +187,16 @@ class Dialect(abc.ABC):
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
         """Primary-key column names in key order (empty when the table has none)."""
 
+    def estimate_rows(self, conn: Any, table: TableRef) -> int | None:
+        """The planner's row-count estimate for progress reporting (cheap, may be stale), or None."""
+        return None
+
+    def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
+        """Column sets with a primary-key or unique constraint (an upsert needs one on its keys).
+        Default: the primary key only."""
+        primary_key = self.get_primary_key(conn, table)
+        return [primary_key] if primary_key else []
+
     @abc.abstractmethod
     def arrow_type(self, db_type: str) -> pa.DataType:
         """Map a declared column type (as :meth:`get_columns` reports it, e.g. ``numeric(12,2)``) to Arrow.
@@ -172,110 +209,6 @@ class Dialect(abc.ABC):
         usable in a primary key (bounded length where the database needs it). A string field whose
         metadata marks JSON (``sync.type = json``) gets the native JSON type where there is one."""
 
-    # ----------------------------------------------------------------- extraction SQL
-    def source_sql(self, source: TableRef | str) -> str:
-        """The FROM target: a qualified table, or ``(query) sync_src`` for a query source."""
-        if isinstance(source, TableRef):
-            return self.qualify(source)
-        return f"({source}) sync_src"
-
-    def limit_sql(self, sql: str, limit: int) -> str:
-        """Append a row limit to a SELECT (``FETCH FIRST`` / ``TOP`` dialects override)."""
-        return f"{sql} LIMIT {int(limit)}"
-
-    def keyset_predicate(
-        self, cursor_column: str, key_columns: Sequence[str], bounds: KeysetBounds, bind: Binder
-    ) -> str:
-        """The WHERE condition selecting the rows inside ``bounds`` (see :class:`KeysetBounds`).
-        Rows with a NULL cursor never match. Uses a row-value comparison when the database supports it,
-        otherwise the equivalent ``c >= :c AND (c > :c OR (c = :c AND (k1 > :k1 OR ...)))`` expansion."""
-        cursor = self.quote(cursor_column)
-        parts = [f"{cursor} IS NOT NULL"]
-        if bounds.after_cursor is not None:
-            if bounds.after_keys is not None:
-                if len(bounds.after_keys) != len(key_columns):
-                    raise ValueError(
-                        f"the watermark has {len(bounds.after_keys)} key value(s) but key_columns lists "
-                        f"{len(key_columns)}; clear the watermark or fix key_columns"
-                    )
-                parts.append(self._row_greater([cursor_column, *key_columns],
-                                                [bounds.after_cursor, *bounds.after_keys], bind))
-            else:
-                operator = ">=" if bounds.after_inclusive else ">"
-                parts.append(f"{cursor} {operator} {bind(bounds.after_cursor)}")
-        if bounds.upto_cursor is not None:
-            parts.append(f"{cursor} <= {bind(bounds.upto_cursor)}")
-        if bounds.before_cursor is not None:
-            parts.append(f"{cursor} < {bind(bounds.before_cursor)}")
-        return " AND ".join(parts)
-
-    def _row_greater(self, columns: Sequence[str], values: Sequence[Any], bind: Binder) -> str:
-        quoted = [self.quote(c) for c in columns]
-        if len(columns) == 1:
-            return f"{quoted[0]} > {bind(values[0])}"
-        if self.capabilities.row_value_comparison:
-            placeholders = ", ".join(bind(v) for v in values)
-            return f"({', '.join(quoted)}) > ({placeholders})"
-        # Expanded form; the leading ">=" lets the optimizer use a range scan on the cursor index.
-        # Placeholders are bound in textual order, which positional parameter styles rely on.
-        def expand(i: int) -> str:
-            if i == len(quoted) - 1:
-                return f"{quoted[i]} > {bind(values[i])}"
-            return (
-                f"{quoted[i]} > {bind(values[i])} OR "
-                f"({quoted[i]} = {bind(values[i])} AND ({expand(i + 1)}))"
-            )
-
-        return f"{quoted[0]} >= {bind(values[0])} AND ({expand(0)})"
-
-    def keyset_query(
-        self,
-        source: TableRef | str,
-        columns: Sequence[str],
-        cursor_column: str,
-        key_columns: Sequence[str],
-        bounds: KeysetBounds,
-        limit: int | None = None,
-    ) -> Query:
-        """``SELECT columns FROM source WHERE <keyset predicate> ORDER BY cursor, key...`` (never OFFSET);
-        ``limit`` makes it one keyset page."""
-        bind = Binder(self.capabilities.param_style)
-        order = self.column_list([cursor_column, *key_columns])
-        sql = (
-            f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)} "
-            f"WHERE {self.keyset_predicate(cursor_column, key_columns, bounds, bind)} ORDER BY {order}"
-        )
-        return bind.query(self.limit_sql(sql, limit) if limit else sql)
-
-    def high_water_mark_query(self, source: TableRef | str, cursor_column: str, bounds: KeysetBounds) -> Query:
-        """``SELECT MAX(cursor)`` within the end bounds of ``bounds`` (lower bounds are ignored)."""
-        bind = Binder(self.capabilities.param_style)
-        upper = KeysetBounds(upto_cursor=bounds.upto_cursor, before_cursor=bounds.before_cursor)
-        predicate = self.keyset_predicate(cursor_column, (), upper, bind)
-        return bind.query(
-            f"SELECT MAX({self.quote(cursor_column)}) FROM {self.source_sql(source)} WHERE {predicate}"
-        )
-
-    def null_cursor_query(
-        self, source: TableRef | str, columns: Sequence[str], cursor_column: str, key_columns: Sequence[str]
-    ) -> Query:
-        """Rows whose cursor is NULL, ordered by key (used by the ``include`` NULL policy)."""
-        order = f" ORDER BY {self.column_list(key_columns)}" if key_columns else ""
-        return Query(
-            f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)} "
-            f"WHERE {self.quote(cursor_column)} IS NULL{order}"
-        )
-
-    def count_query(self, source: TableRef | str, where: str | None = None) -> Query:
-        """``SELECT COUNT(*)`` of a source, optionally filtered by raw SQL ``where``."""
-        clause = f" WHERE {where}" if where else ""
-        return Query(f"SELECT COUNT(*) FROM {self.source_sql(source)}{clause}")
-
-    def full_query(self, source: TableRef | str, columns: Sequence[str], key_columns: Sequence[str]) -> Query:
-        """Every row of the source, ordered by key when keys are given (strategy ``full``)."""
-        order = f" ORDER BY {self.column_list(key_columns)}" if key_columns else ""
-        return Query(f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)}{order}")
-
     # ----------------------------------------------------------------- reading
     def read_batches(
         self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
@@ -286,7 +219,7 @@ class Dialect(abc.ABC):
 
         cursor = self.streaming_cursor(conn)
         try:
-            cursor.execute(query.sql, query.params)
+            cursor.execute(query.sql, self.bind_params(query.params))
             while rows := cursor.fetchmany(batch_size):
                 yield rows_to_batch(rows, columns, self.value_converter)
         finally:
@@ -312,6 +245,11 @@ class Dialect(abc.ABC):
         if primary_key:
             lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
         return f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
+        """``CREATE TABLE new`` with the columns, keys and indexes of ``existing`` (used by ``replace`` so
+        the swapped-in table keeps the target's definition), or None where the database cannot."""
+        return None
 
     def drop_table_sql(self, table: TableRef) -> str:
         return f"DROP TABLE IF EXISTS {self.qualify(table)}"
@@ -371,9 +309,7 @@ class Dialect(abc.ABC):
         """A function turning one Python value of ``arrow_type`` into a driver parameter, or None."""
         return None
 
-    def new_keys_count_query(
-        self, staging: TableRef, target: TableRef, keys: Sequence[str]
-    ) -> Query:
+    def new_keys_count_query(self, staging: TableRef, target: TableRef, keys: Sequence[str]) -> Query:
         """Count staged rows whose key is not yet in the target (the rows an upsert will insert)."""
         join = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
         return Query(
@@ -389,7 +325,11 @@ class Dialect(abc.ABC):
         value actually differs, so unchanged rows are not rewritten."""
 
     def on_conflict_upsert_sql(
-        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str],
+        self,
+        staging: TableRef,
+        target: TableRef,
+        columns: Sequence[str],
+        keys: Sequence[str],
         changed: str,
     ) -> str:
         """``INSERT ... ON CONFLICT (keys) DO UPDATE SET ... WHERE <changed>`` (PostgreSQL, SQLite).
@@ -407,7 +347,12 @@ class Dialect(abc.ABC):
         return head + f"UPDATE SET {assignments} WHERE {changed}"
 
     def upsert(
-        self, conn: Any, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str],
+        self,
+        conn: Any,
+        staging: TableRef,
+        target: TableRef,
+        columns: Sequence[str],
+        keys: Sequence[str],
         staged_rows: int,
     ) -> LoadCounts:
         """Run :meth:`upsert_sql` and work out inserted / updated / unchanged counts."""
@@ -416,7 +361,9 @@ class Dialect(abc.ABC):
         affected = cursor.rowcount
         cursor.close()
         updated = self.updated_from_rowcount(affected, inserted)
-        return LoadCounts(inserted=inserted, updated=updated, unchanged=max(staged_rows - inserted - updated, 0))
+        return LoadCounts(
+            inserted=inserted, updated=updated, unchanged=max(staged_rows - inserted - updated, 0)
+        )
 
     def updated_from_rowcount(self, rowcount: int, inserted: int) -> int:
         """Rows updated by the upsert statement, given its driver ``rowcount`` and the inserted count."""
@@ -425,44 +372,3 @@ class Dialect(abc.ABC):
     def insert_select_sql(self, source: TableRef, target: TableRef, columns: Sequence[str]) -> str:
         cols = self.column_list(columns)
         return f"INSERT INTO {self.qualify(target)} ({cols}) SELECT {cols} FROM {self.qualify(source)}"
-
-    # ----------------------------------------------------------------- append ledger
-    def ledger_table_sql(self, ledger: TableRef) -> str:
-        """``CREATE TABLE`` for the append ledger: one row per loaded range, unique on
-        (pipeline, table_name, range_start, range_end)."""
-        text = self.ledger_text_type()
-        return (
-            f"CREATE TABLE {self.qualify(ledger)} (\n"
-            f"  {self.quote('pipeline')} {text} NOT NULL,\n"
-            f"  {self.quote('table_name')} {text} NOT NULL,\n"
-            f"  {self.quote('range_start')} {text} NOT NULL,\n"
-            f"  {self.quote('range_end')} {text} NOT NULL,\n"
-            f"  {self.quote('run_id')} {text},\n"
-            f"  {self.quote('row_count')} BIGINT NOT NULL,\n"
-            f"  {self.quote('loaded_at')} {self.ledger_timestamp_type()} NOT NULL,\n"
-            f"  PRIMARY KEY ({self.column_list(LEDGER_COLUMNS[:4])})\n)"
-        )
-
-    def ledger_text_type(self) -> str:
-        """A bounded text type usable in the ledger's composite primary key."""
-        return "VARCHAR(180)"
-
-    def ledger_timestamp_type(self) -> str:
-        return "TIMESTAMP"
-
-    def ledger_insert_query(self, ledger: TableRef, values: Sequence[Any]) -> Query:
-        """Insert one ledger row; ``values`` follow :data:`LEDGER_COLUMNS`."""
-        bind = Binder(self.capabilities.param_style)
-        placeholders = ", ".join(bind(v) for v in values)
-        return bind.query(
-            f"INSERT INTO {self.qualify(ledger)} ({self.column_list(LEDGER_COLUMNS)}) VALUES ({placeholders})"
-        )
-
-    def ledger_lookup_query(self, ledger: TableRef, pipeline: str, table_name: str, range_start: str) -> Query:
-        """Ledger rows of one pipeline and table that start at ``range_start`` (columns: range_end, run_id)."""
-        bind = Binder(self.capabilities.param_style)
-        return bind.query(
-            f"SELECT {self.quote('range_end')}, {self.quote('run_id')} FROM {self.qualify(ledger)} "
-            f"WHERE {self.quote('pipeline')} = {bind(pipeline)} AND {self.quote('table_name')} = "
-            f"{bind(table_name)} AND {self.quote('range_start')} = {bind(range_start)}"
-        )

@@ -5,10 +5,10 @@ ClickHouse has no multi-statement transactions, so the correctness contract rest
 * ``upsert``: targets are ``ReplacingMergeTree([version])`` ordered by the keys. Re-loading a row adds a
   newer version that background merges collapse; read with ``FINAL`` to see one row per key at once.
 * ``replace``: the new table is loaded completely, then ``EXCHANGE TABLES`` swaps it in atomically.
-* ``append``: the ledger is a ``ReplacingMergeTree`` keyed on the range. Inserts carry an
-  ``insert_deduplication_token`` derived from the range (see :meth:`ClickHouseDialect.set_insert_scope`), and
-  tables created here keep a deduplication window, so a retried range that failed half-way re-inserts
-  nothing twice.
+* ``append``: the ledger is a ``ReplacingMergeTree`` keyed on the range. Its row is held back until
+  ``commit`` (so it is written only after the data), and the data inserts that follow it carry an
+  ``insert_deduplication_token`` derived from the range; tables created here keep a deduplication window,
+  so a retried range that failed half-way re-inserts nothing twice.
 
 Connection: host/port/login/password/database of the Airflow connection (HTTP port 8123 by default);
 extra keys ``dsn`` (used as-is, e.g. ``chdb:///var/lib/chdb``), ``secure``, ``interface`` and ``settings``.
@@ -19,12 +19,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
 from .base import Capabilities, Dialect
+from .clickhouse_connection import ClickHouseConnection, LedgerInsert, bind_values
 from .types import Column, Query, TableRef
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ _READ_SETTINGS = {
     "output_format_arrow_string_as_string": 1,
     "output_format_arrow_low_cardinality_as_dictionary": 0,
 }
-_ROW_RETURNING = re.compile(r"^\s*(SELECT|WITH|SHOW|DESCRIBE|DESC|EXISTS)\b", re.IGNORECASE)
 _WRAPPER = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
 _PRECISION_UNITS = ((0, "s"), (3, "ms"), (6, "us"), (9, "ns"))
 
@@ -57,89 +56,6 @@ class ClickHouseTableOptions:
     version_column: str | None = None
     partition_by: str | None = None
     low_cardinality: tuple[str, ...] = ()
-
-
-class ClickHouseCursor:
-    """The part of a DB-API cursor the engine uses, over a clickhouse-connect client."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._rows: list[tuple[Any, ...]] = []
-        self._position = 0
-        self.rowcount = -1
-        self.description: list[tuple[Any, ...]] | None = None
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        parameters = _bind_values(params) if params else None
-        if not parameters:
-            # Identifiers double '%' for parameter formatting, which only happens when parameters are sent.
-            sql = sql.replace("%%", "%")
-        if _ROW_RETURNING.match(sql):
-            result = self._client.query(sql, parameters=parameters)
-            self._rows = [tuple(row) for row in result.result_rows]
-            self.description = [
-                (name, kind, None, None, None, None, None)
-                for name, kind in zip(result.column_names, result.column_types, strict=True)
-            ]
-            self.rowcount = len(self._rows)
-        else:
-            summary = self._client.command(sql, parameters=parameters)
-            self._rows, self.description = [], None
-            self.rowcount = int(getattr(summary, "written_rows", 0) or 0)
-        self._position = 0
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        rows = self.fetchmany(1)
-        return rows[0] if rows else None
-
-    def fetchmany(self, size: int) -> list[tuple[Any, ...]]:
-        rows = self._rows[self._position : self._position + size]
-        self._position += len(rows)
-        return rows
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.fetchmany(len(self._rows))
-
-    def close(self) -> None:
-        self._rows = []
-
-
-class ClickHouseConnection:
-    """A DB-API-shaped handle over a clickhouse-connect client. ``commit``/``rollback`` do nothing: every
-    ClickHouse statement is atomic on its own and the load modes are idempotent (see the module docstring)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.insert_scope: str | None = None
-        self.inserts_in_scope = 0
-
-    def cursor(self) -> ClickHouseCursor:
-        return ClickHouseCursor(self.client)
-
-    def commit(self) -> None:
-        self.insert_scope = None
-
-    def rollback(self) -> None:
-        self.insert_scope = None
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def _bind_values(params: Any) -> Any:
-    """clickhouse-connect renders plain datetimes to the second; wrap them so microseconds survive."""
-    from clickhouse_connect.driver.binding import DT64Param
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, datetime):
-            if value.utcoffset() is not None:
-                value = value.astimezone(timezone.utc).replace(tzinfo=None)
-            return DT64Param(value)
-        return value
-
-    if isinstance(params, dict):
-        return {name: convert(value) for name, value in params.items()}
-    return [convert(value) for value in params]
 
 
 class ClickHouseDialect(Dialect):
@@ -192,6 +108,21 @@ class ClickHouseDialect(Dialect):
     def is_unique_violation(self, exc: BaseException) -> bool:
         return False
 
+    def execute(self, conn: Any, query: Query | str) -> Any:
+        if isinstance(query, LedgerInsert):
+            # Written at commit, after the data; the data inserts until then are named after the range.
+            conn.pending_ledger_rows.append(query)
+            self.set_insert_scope(conn, query.scope)
+            return conn.cursor()
+        return super().execute(conn, query)
+
+    def query_columns(self, conn: Any, sql: str) -> list[Column]:
+        cursor = self.execute(conn, f"DESCRIBE TABLE ({sql})")
+        rows = cursor.fetchall()
+        return [
+            Column(row[0], row[1], self.arrow_type(row[1]), row[1].startswith("Nullable(")) for row in rows
+        ]
+
     # ----------------------------------------------------------------- identifiers and introspection
     def quote(self, identifier: str) -> str:
         # ClickHouse processes backslash escapes inside quoted identifiers.
@@ -224,7 +155,9 @@ class ClickHouseDialect(Dialect):
             f"SELECT primary_key FROM system.tables WHERE database = {self._schema_expr(table, bind)} "
             f"AND name = {bind(table.name)}"
         )
-        key = self.scalar(conn, bind.query(sql)) or ""
+        key = (self.scalar(conn, bind.query(sql)) or "").strip()
+        if key.startswith("(") and key.endswith(")"):
+            key = key[1:-1]
         return [part.strip().strip('`"') for part in key.split(",") if part.strip()]
 
     # ----------------------------------------------------------------- types
@@ -323,10 +256,15 @@ class ClickHouseDialect(Dialect):
         lines = []
         for field in schema:
             kind = self.sql_type(field, is_key=field.name in primary_key)
-            if field.name in options.low_cardinality and kind == "String":
-                kind = "LowCardinality(String)"
+            low_cardinality = kind.startswith("LowCardinality(")
+            if low_cardinality:
+                kind = kind[len("LowCardinality(") : -1]
+            low_cardinality = low_cardinality or (field.name in options.low_cardinality and kind == "String")
             if field.nullable and field.name not in primary_key and field.name != options.version_column:
                 kind = f"Nullable({kind})"
+            if low_cardinality:
+                # ClickHouse only allows LowCardinality(Nullable(T)), never the other way round.
+                kind = f"LowCardinality({kind})"
             lines.append(f"{self.quote(field.name)} {kind}")
         engine = options.engine or ("ReplacingMergeTree" if primary_key else "MergeTree")
         if engine == "ReplacingMergeTree" and options.version_column:
@@ -339,7 +277,8 @@ class ClickHouseDialect(Dialect):
         partition = f"\nPARTITION BY {options.partition_by}" if options.partition_by else ""
         return (
             f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + f"\n)\nENGINE = {engine}"
-            f"{partition}\nORDER BY {order}\nSETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
+            f"{partition}\nORDER BY {order}\n"
+            f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
         )
 
     def rename_table_sql(self, table: TableRef, new_name: str) -> str:
@@ -354,9 +293,9 @@ class ClickHouseDialect(Dialect):
             self.drop_table_sql(loaded),
         ]
 
-    def like_table_sql(self, table: TableRef, template: TableRef) -> str:
+    def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
         """An empty table with the same columns, engine, keys and partitioning (for ``replace``)."""
-        return f"CREATE TABLE {self.qualify(table)} AS {self.qualify(template)}"
+        return f"CREATE TABLE {self.qualify(new)} AS {self.qualify(existing)}"
 
     # ----------------------------------------------------------------- reading
     def read_batches(
@@ -368,7 +307,7 @@ class ClickHouseDialect(Dialect):
 
         schema = schema_of(columns)
         settings = {**_READ_SETTINGS, "max_block_size": batch_size}
-        parameters = _bind_values(query.params) if query.params else None
+        parameters = bind_values(query.params) if query.params else None
         sql = query.sql if parameters else query.sql.replace("%%", "%")
         with conn.client.query_arrow_stream(sql, parameters=parameters, settings=settings) as stream:
             for block in stream:
@@ -421,7 +360,7 @@ class ClickHouseDialect(Dialect):
     def upsert_sql(
         self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
     ) -> str:
-        """A plain insert: the target's ReplacingMergeTree engine keeps one row per key (the newest version)."""
+        """A plain insert: the target's ReplacingMergeTree engine keeps one row per key (the newest one)."""
         return self.insert_select_sql(staging, target, columns)
 
     def final_select_sql(self, table: TableRef, columns: Sequence[str], keys: Sequence[str] = ()) -> str:
@@ -448,6 +387,11 @@ class ClickHouseDialect(Dialect):
             f"CREATE TABLE IF NOT EXISTS {self.qualify(ledger)} (\n  {lines}\n)\n"
             f"ENGINE = ReplacingMergeTree({self.quote('loaded_at')})\nORDER BY ({key})"
         )
+
+    def ledger_insert_query(self, ledger: TableRef, values: Sequence[Any]) -> Query:
+        query = super().ledger_insert_query(ledger, values)
+        scope = ":".join(str(value) for value in values[:4])  # pipeline, table, range start, range end
+        return LedgerInsert(query.sql, query.params, scope=scope)
 
     def ledger_lookup_query(
         self, ledger: TableRef, pipeline: str, table_name: str, range_start: str

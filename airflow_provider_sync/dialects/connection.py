@@ -11,12 +11,23 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 class AirflowConnectionLike(Protocol):
     """The attributes of ``airflow.sdk.Connection`` the engine reads (duck-typed; Airflow is not imported)."""
 
-    conn_type: str | None
-    host: str | None
-    port: int | None
-    login: str | None
-    password: str | None
-    schema: str | None
+    @property
+    def conn_type(self) -> str | None: ...
+
+    @property
+    def host(self) -> str | None: ...
+
+    @property
+    def port(self) -> Any: ...
+
+    @property
+    def login(self) -> str | None: ...
+
+    @property
+    def password(self) -> str | None: ...
+
+    @property
+    def schema(self) -> str | None: ...
 
     @property
     def extra_dejson(self) -> dict[str, Any]: ...

@@ -54,9 +54,15 @@ class MySQLDialect(Dialect):
         mysqldb: Any = require_driver("mysql")
         options = {k: v for k, v in info.extra.items() if k in _CONNECT_OPTIONS}
         kwargs: dict[str, Any] = {
-            "host": info.host or "localhost", "port": int(info.port or 3306), "user": info.login or "",
-            "password": info.password or "", "charset": "utf8mb4", "local_infile": 1, "autocommit": False,
-            "init_command": "SET time_zone = '+00:00'", **options,
+            "host": info.host or "localhost",
+            "port": int(info.port or 3306),
+            "user": info.login or "",
+            "password": info.password or "",
+            "charset": "utf8mb4",
+            "local_infile": 1,
+            "autocommit": False,
+            "init_command": "SET time_zone = '+00:00'",
+            **options,
         }
         if info.database:
             kwargs["database"] = info.database
@@ -65,12 +71,26 @@ class MySQLDialect(Dialect):
     def begin_snapshot(self, conn: Any) -> None:
         conn.rollback()
         self.execute(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").close()
-        self.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").close()
+        # Not READ ONLY: MariaDB then refuses the temporary table query_columns() needs.
+        self.execute(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT").close()
+
+    def bind_value(self, value: Any) -> Any:
+        # mysqlclient drops tzinfo and sends the wall time; the session zone is UTC, so send UTC.
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value
 
     def streaming_cursor(self, conn: Any) -> Any:
         from MySQLdb.cursors import SSCursor
 
         return conn.cursor(SSCursor)
+
+    def driver_modules(self) -> tuple[str, ...]:
+        return ("MySQLdb", "mysql")
+
+    def is_transient(self, exc: BaseException) -> bool:
+        code = exc.args[0] if getattr(exc, "args", None) else None
+        return code in (1040, 1205, 1213, 2002, 2003, 2006, 2013)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         import MySQLdb
@@ -82,9 +102,16 @@ class MySQLDialect(Dialect):
         return [table.schema, table.name]
 
     def table_exists(self, conn: Any, table: TableRef) -> bool:
-        return bool(self.scalar(conn, self._query(
-            "SELECT COUNT(*) FROM information_schema.tables "
-            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s", table)))
+        return bool(
+            self.scalar(
+                conn,
+                self._query(
+                    "SELECT COUNT(*) FROM information_schema.tables "
+                    "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+                    table,
+                ),
+            )
+        )
 
     def _query(self, sql: str, table: TableRef) -> Any:
         from .types import Query
@@ -92,24 +119,77 @@ class MySQLDialect(Dialect):
         return Query(sql, self._schema_param(table))
 
     def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
-        cursor = self.execute(conn, self._query(
-            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
-            "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s ORDER BY ordinal_position",
-            table))
+        cursor = self.execute(
+            conn,
+            self._query(
+                "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
+                "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s ORDER BY ordinal_position",
+                table,
+            ),
+        )
         rows = cursor.fetchall()
         cursor.close()
         if not rows:
             raise TerminalError(f"table {table} does not exist in MySQL/MariaDB; check schema/table")
-        return [Column(name, db_type, self.arrow_type(db_type), nullable == "YES") for name, db_type, nullable in rows]
+        return [
+            Column(name, db_type, self.arrow_type(db_type), nullable == "YES")
+            for name, db_type, nullable in rows
+        ]
 
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
-        cursor = self.execute(conn, self._query(
-            "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = "
-            "COALESCE(%s, DATABASE()) AND table_name = %s AND constraint_name = 'PRIMARY' "
-            "ORDER BY ordinal_position", table))
+        cursor = self.execute(
+            conn,
+            self._query(
+                "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = "
+                "COALESCE(%s, DATABASE()) AND table_name = %s AND constraint_name = 'PRIMARY' "
+                "ORDER BY ordinal_position",
+                table,
+            ),
+        )
         names = [row[0] for row in cursor.fetchall()]
         cursor.close()
         return names
+
+    def query_columns(self, conn: Any, sql: str) -> list[Column]:
+        # The driver reports no declared types, so materialise the (empty) result as a temporary table -
+        # allowed in a read-only transaction - and read its definition.
+        probe = TableRef("sync_query_probe")
+        self.execute(conn, f"DROP TEMPORARY TABLE IF EXISTS {self.qualify(probe)}").close()
+        self.execute(
+            conn, f"CREATE TEMPORARY TABLE {self.qualify(probe)} AS SELECT * FROM ({sql}) sync_src LIMIT 0"
+        ).close()
+        cursor = self.execute(conn, f"SHOW COLUMNS FROM {self.qualify(probe)}")
+        rows = cursor.fetchall()
+        cursor.close()
+        self.execute(conn, f"DROP TEMPORARY TABLE {self.qualify(probe)}").close()
+        return [Column(row[0], row[1], self.arrow_type(row[1]), row[2] == "YES") for row in rows]
+
+    def estimate_rows(self, conn: Any, table: TableRef) -> int | None:
+        estimate = self.scalar(
+            conn,
+            self._query(
+                "SELECT table_rows FROM information_schema.tables "
+                "WHERE table_schema = COALESCE(%s, DATABASE()) AND table_name = %s",
+                table,
+            ),
+        )
+        return int(estimate) if estimate else None
+
+    def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
+        cursor = self.execute(
+            conn,
+            self._query(
+                "SELECT index_name, column_name FROM information_schema.statistics WHERE table_schema = "
+                "COALESCE(%s, DATABASE()) AND table_name = %s AND non_unique = 0 "
+                "ORDER BY index_name, seq_in_index",
+                table,
+            ),
+        )
+        keys: dict[str, list[str]] = {}
+        for index_name, column_name in cursor.fetchall():
+            keys.setdefault(index_name, []).append(column_name)
+        cursor.close()
+        return list(keys.values())
 
     # ----------------------------------------------------------------- types
     def arrow_type(self, db_type: str) -> pa.DataType:
@@ -121,10 +201,15 @@ class MySQLDialect(Dialect):
         base = name.split("(")[0].split(" ")[0]
         if base in ("tinyint", "bool", "boolean") and (base != "tinyint" or name.startswith("tinyint(1)")):
             return pa.bool_()
-        integers = {"tinyint": (pa.int8(), pa.int16()), "smallint": (pa.int16(), pa.int32()),
-                    "mediumint": (pa.int32(), pa.int32()), "int": (pa.int32(), pa.int64()),
-                    "integer": (pa.int32(), pa.int64()), "bigint": (pa.int64(), pa.uint64()),
-                    "year": (pa.int16(), pa.int16())}
+        integers = {
+            "tinyint": (pa.int8(), pa.int16()),
+            "smallint": (pa.int16(), pa.int32()),
+            "mediumint": (pa.int32(), pa.int32()),
+            "int": (pa.int32(), pa.int64()),
+            "integer": (pa.int32(), pa.int64()),
+            "bigint": (pa.int64(), pa.uint64()),
+            "year": (pa.int16(), pa.int16()),
+        }
         if base in integers:
             return integers[base][1 if unsigned else 0]
         if base in ("decimal", "numeric", "dec", "fixed"):
@@ -254,8 +339,11 @@ class MySQLDialect(Dialect):
         for _level, code, message in warnings:
             column = _WARNING_COLUMN.search(message)
             row = _WARNING_ROW.search(message)
-            details.append(f"code {code}" + (f" column {column.group(1)}" if column else "")
-                           + (f" row {row.group(1)}" if row else ""))
+            details.append(
+                f"code {code}"
+                + (f" column {column.group(1)}" if column else "")
+                + (f" row {row.group(1)}" if row else "")
+            )
         raise TerminalError(
             f"loading into {table} produced {conn.warning_count()} warning(s) ({'; '.join(details)}): values "
             "do not fit the target columns; widen the target column types or map the schema"
@@ -291,6 +379,9 @@ class MySQLDialect(Dialect):
             f"{self.qualify(loaded)} TO {self.qualify(target)}",
             self.drop_table_sql(retired),
         ]
+
+    def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
+        return f"CREATE TABLE {self.qualify(new)} LIKE {self.qualify(existing)}"
 
     def ledger_timestamp_type(self) -> str:
         return "DATETIME(6)"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.errors import TerminalError
+from airflow_provider_sync.errors import SyncError, TerminalError
 
 from .base import Capabilities, Dialect
 from .types import Column, TableRef
@@ -25,8 +25,17 @@ if TYPE_CHECKING:
 
 _PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)")
 _CURSOR_NUMBERS = itertools.count(1)
-_CONNECT_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "application_name", "connect_timeout",
-                    "options", "target_session_attrs")
+_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+), column ([^:\n]+)")
+_CONNECT_OPTIONS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "application_name",
+    "connect_timeout",
+    "options",
+    "target_session_attrs",
+)
 
 _COLUMNS_SQL = """
 SELECT a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull
@@ -47,6 +56,17 @@ CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
 WHERE i.indisprimary AND c.relname = %s AND n.nspname = COALESCE(%s, current_schema())
 ORDER BY k.position
+"""
+
+_UNIQUE_KEYS_SQL = """
+SELECT array_agg(a.attname ORDER BY k.position)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+WHERE i.indisunique AND i.indpred IS NULL AND c.relname = %s AND n.nspname = COALESCE(%s, current_schema())
+GROUP BY i.indexrelid
 """
 
 
@@ -73,8 +93,13 @@ class PostgresDialect(Dialect):
 
         options = {k: v for k, v in info.extra.items() if k in _CONNECT_OPTIONS}
         conn = psycopg.connect(
-            host=info.host or "localhost", port=info.port or 5432, user=info.login, password=info.password,
-            dbname=info.database, autocommit=False, **options,
+            host=info.host or "localhost",
+            port=info.port or 5432,
+            user=info.login,
+            password=info.password,
+            dbname=info.database,
+            autocommit=False,
+            **options,
         )
         # JSON stays text (byte-for-byte for json, normalised by the server for jsonb); no Python objects.
         for type_name in ("json", "jsonb"):
@@ -93,6 +118,19 @@ class PostgresDialect(Dialect):
 
     def streaming_cursor(self, conn: Any) -> Any:
         return conn.cursor(name=f"sync_extract_{next(_CURSOR_NUMBERS)}")
+
+    def translate_error(self, exc: BaseException) -> SyncError | None:
+        translated = super().translate_error(exc)
+        diag = getattr(exc, "diag", None)
+        where = _COPY_CONTEXT.search(getattr(diag, "context", None) or "") if diag else None
+        if translated is not None and where:
+            kind = type(translated)
+            return kind(f"{translated} (staged row {where.group(1)}, column {where.group(2)})")
+        return translated
+
+    def is_transient(self, exc: BaseException) -> bool:
+        state = getattr(exc, "sqlstate", None) or ""
+        return state.startswith(("08", "40", "53", "57P")) or state == "55P03" or super().is_transient(exc)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         from psycopg import errors
@@ -113,17 +151,38 @@ class PostgresDialect(Dialect):
         rows = conn.execute(_COLUMNS_SQL, [table.name, table.schema]).fetchall()
         if not rows:
             raise TerminalError(f"table {table} does not exist in PostgreSQL (or has no columns you can see)")
-        return [Column(name, db_type, self.arrow_type(db_type), bool(nullable)) for name, db_type, nullable in rows]
+        return [
+            Column(name, db_type, self.arrow_type(db_type), bool(nullable))
+            for name, db_type, nullable in rows
+        ]
 
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
         return [row[0] for row in conn.execute(_PRIMARY_KEY_SQL, [table.name, table.schema]).fetchall()]
 
+    def estimate_rows(self, conn: Any, table: TableRef) -> int | None:
+        row = conn.execute(
+            "SELECT c.reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relname = %s AND n.nspname = COALESCE(%s, current_schema())",
+            [table.name, table.schema],
+        ).fetchone()
+        return int(row[0]) if row and row[0] and row[0] > 0 else None
+
+    def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
+        rows = conn.execute(_UNIQUE_KEYS_SQL, [table.name, table.schema]).fetchall()
+        return [list(columns) for (columns,) in rows]
+
     def query_columns(self, conn: Any, sql: str) -> list[Column]:
         cursor = conn.execute(f"SELECT * FROM ({sql}) sync_probe WHERE false")
+        result = cursor.pgresult
+        oids = [result.ftype(i) for i in range(result.nfields)]
+        modifiers = [result.fmod(i) for i in range(result.nfields)]
         names = [d.name for d in cursor.description]
-        types = [conn.execute("SELECT format_type(%s, NULL)", [d.type_code]).fetchone()[0]
-                 for d in cursor.description]
-        return [Column(n, t, self.arrow_type(t)) for n, t in zip(names, types, strict=True)]
+        types = conn.execute(
+            "SELECT format_type(t.oid, t.modifier) FROM unnest(%s::oid[], %s::int[]) "
+            "WITH ORDINALITY AS t(oid, modifier, position) ORDER BY t.position",
+            [oids, modifiers],
+        ).fetchall()
+        return [Column(n, t, self.arrow_type(t)) for n, (t,) in zip(names, types, strict=True)]
 
     # ----------------------------------------------------------------- types
     def arrow_type(self, db_type: str) -> pa.DataType:
@@ -135,8 +194,14 @@ class PostgresDialect(Dialect):
         match = _PRECISION.search(name)
         base = _PRECISION.sub("", name).strip()
         simple = {
-            "boolean": pa.bool_(), "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
-            "real": pa.float32(), "double precision": pa.float64(), "date": pa.date32(), "bytea": pa.binary(),
+            "boolean": pa.bool_(),
+            "smallint": pa.int16(),
+            "integer": pa.int32(),
+            "bigint": pa.int64(),
+            "real": pa.float32(),
+            "double precision": pa.float64(),
+            "date": pa.date32(),
+            "bytea": pa.binary(),
         }
         if base in simple:
             return simple[base]
@@ -186,8 +251,9 @@ class PostgresDialect(Dialect):
     def value_converter(self, column: Column) -> Any:
         import pyarrow as pa
 
-        if pa.types.is_string(column.arrow_type):
-            return lambda v: v if isinstance(v, str) else str(v)
+        textual = column.db_type.startswith(("text", "character", "json", "name", "citext"))
+        if pa.types.is_string(column.arrow_type) and not textual:
+            return str  # uuid, interval, inet, arrays, enums... arrive as Python objects
         return None
 
     # ----------------------------------------------------------------- loading
@@ -227,6 +293,9 @@ class PostgresDialect(Dialect):
             else " OR ".join(f"t.{self.quote(c)} IS DISTINCT FROM excluded.{self.quote(c)}" for c in others)
         )
         return self.on_conflict_upsert_sql(staging, target, columns, keys, changed)
+
+    def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
+        return f"CREATE TABLE {self.qualify(new)} (LIKE {self.qualify(existing)} INCLUDING ALL)"
 
     def ledger_timestamp_type(self) -> str:
         return "timestamp with time zone"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import TerminalError
 
 from .base import Capabilities, Dialect
-from .types import Column, Query, TableRef
+from .types import Column, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -66,8 +66,9 @@ class SQLiteDialect(Dialect):
 
         # Autocommit at the driver level; transactions are explicit (BEGIN in begin_write/begin_snapshot)
         # so DDL takes part in them too.
-        conn = sqlite3.connect(info.database or ":memory:", isolation_level=None,
-                               timeout=float(info.extra.get("timeout", 30)))
+        conn = sqlite3.connect(
+            info.database or ":memory:", isolation_level=None, timeout=float(info.extra.get("timeout", 30))
+        )
         return conn
 
     def begin_snapshot(self, conn: Any) -> None:
@@ -77,19 +78,11 @@ class SQLiteDialect(Dialect):
         if not conn.in_transaction:
             conn.execute("BEGIN IMMEDIATE")
 
-    def execute(self, conn: Any, query: Query | str) -> Any:
-        if isinstance(query, str):
-            query = Query(query)
-        params: Any = query.params
-        if isinstance(params, dict):
-            params = {k: _to_param(v) for k, v in params.items()}
-        else:
-            params = [_to_param(v) for v in params]
-        return conn.execute(query.sql, params)
+    def bind_value(self, value: Any) -> Any:
+        return _to_param(value)
 
-    def read_batches(self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int) -> Any:
-        return super().read_batches(conn, Query(query.sql, [_to_param(v) for v in query.params]),
-                                    columns, batch_size)
+    def is_transient(self, exc: BaseException) -> bool:
+        return "locked" in str(exc) or "busy" in str(exc)
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         import sqlite3
@@ -122,6 +115,18 @@ class SQLiteDialect(Dialect):
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
         keyed = [(pk, name) for _cid, name, _decl, _nn, _default, pk in self._table_info(conn, table) if pk]
         return [name for _pk, name in sorted(keyed)]
+
+    def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
+        schema = self._schema(table)
+        keys = []
+        for _seq, name, unique, _origin, partial in conn.execute(
+            f"PRAGMA {schema}.index_list({self.quote(table.name)})"
+        ).fetchall():
+            if unique and not partial:
+                info = conn.execute(f"PRAGMA {schema}.index_info({self.quote(name)})").fetchall()
+                keys.append([column for _seqno, _cid, column in sorted(info)])
+        primary_key = self.get_primary_key(conn, table)
+        return [*keys, primary_key] if primary_key and primary_key not in keys else keys
 
     def query_columns(self, conn: Any, sql: str) -> list[Column]:
         import pyarrow as pa
@@ -168,7 +173,8 @@ class SQLiteDialect(Dialect):
         if pa.types.is_floating(kind):
             return "REAL"
         if pa.types.is_decimal(kind):
-            return f"DECIMAL({kind.precision},{kind.scale})"
+            # TEXT affinity: NUMERIC affinity would turn decimals into 64-bit floats.
+            return f"DECIMAL TEXT({kind.precision},{kind.scale})"
         if pa.types.is_timestamp(kind):
             return "TIMESTAMPTZ" if kind.tz else "TIMESTAMP"
         if pa.types.is_date(kind):
@@ -188,11 +194,13 @@ class SQLiteDialect(Dialect):
         if pa.types.is_decimal(kind):
             return lambda v: Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
         if pa.types.is_timestamp(kind):
+
             def to_timestamp(value: Any) -> dt.datetime:
                 parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
                 if kind.tz is not None and parsed.tzinfo is None:
                     parsed = parsed.replace(tzinfo=dt.timezone.utc)
                 return parsed
+
             return to_timestamp
         if pa.types.is_date(kind):
             return lambda v: v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v))

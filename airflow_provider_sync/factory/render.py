@@ -21,8 +21,8 @@ def _describe(task: Any) -> str:
 
 
 def render_dag(dag: Any) -> str:
-    schedule = getattr(dag, "timetable", None)
-    summary = getattr(schedule, "summary", None) or "manual"
+    schedule = dag.schedule
+    summary = "manual" if schedule is None else str(schedule)
     lines = [f"DAG {dag.dag_id}  (schedule: {summary})"]
     groups: dict[str, list[Any]] = {}
     for task in dag.topological_sort():

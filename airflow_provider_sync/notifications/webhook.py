@@ -93,8 +93,8 @@ async def post_webhook_async(conn_id: str, payload: dict[str, Any], *, timeout_s
 
     target = webhook_target(await BaseHook.aget_connection(conn_id), conn_id)
     try:
-        async with httpx.AsyncClient(timeout=timeout_s) as client:
-            response = await client.post(target.url, json=payload, headers=target.headers, auth=target.auth)
+        async with httpx.AsyncClient(timeout=timeout_s, auth=target.auth) as client:
+            response = await client.post(target.url, json=payload, headers=target.headers)
     except httpx.HTTPError as exc:
         raise _transport_error(conn_id, exc) from None
     _check_status(response.status_code, conn_id)

@@ -102,18 +102,31 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def chdb_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A clickhouse-connect client on chDB with a data directory owned by this test session."""
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``chdb://`` DSN whose data directory belongs to this test session (chDB allows one process per
+    directory; clients opened on it inside this process share it)."""
     try:
         import chdb  # noqa: F401
         import clickhouse_connect
     except ImportError as exc:
         _unavailable(f"chDB is not installed ({exc}); pip install chdb clickhouse-connect")
-    data_dir = tmp_path_factory.mktemp("chdb")
+    dsn = f"chdb://{tmp_path_factory.mktemp('chdb')}"
     try:
-        client = clickhouse_connect.get_client(dsn=f"chdb://{data_dir}")
+        probe = clickhouse_connect.get_client(dsn=dsn)
     except Exception as exc:
         _unavailable(f"chDB did not start ({type(exc).__name__}: {exc})")
+    try:
+        yield dsn
+    finally:
+        probe.close()
+
+
+@pytest.fixture(scope="session")
+def chdb_client(chdb_dsn: str) -> Iterator[Any]:
+    """A clickhouse-connect client on the session's chDB data directory."""
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=chdb_dsn)
     try:
         yield client
     finally:

@@ -95,9 +95,7 @@ class ColumnRules(BaseModel):
     min: float | None = Field(None, description="Smallest allowed number (inclusive).")
     max: float | None = Field(None, description="Largest allowed number (inclusive).")
     range: tuple[float, float] | None = Field(None, description="[min, max], both inclusive.")
-    length: int | LengthRule | None = Field(
-        None, description="Exact length in characters, or {min, max}."
-    )
+    length: int | LengthRule | None = Field(None, description="Exact length in characters, or {min, max}.")
     regex: str | None = Field(None, description="Text must match this RE2 pattern in full.")
     email: bool = Field(False, description="Text must look like an e-mail address.")
     phone: bool | PhoneRule = Field(
@@ -177,9 +175,7 @@ class ValidateStep(BaseModel):
 
     model_config = _STRICT
 
-    rules: dict[Identifier, ColumnRules] = Field(
-        default_factory=dict, description="Rules per column name."
-    )
+    rules: dict[Identifier, ColumnRules] = Field(default_factory=dict, description="Rules per column name.")
     expressions: list[ExpressionRule] = Field(
         default_factory=list, description="Row-level conditions over several columns."
     )
@@ -207,6 +203,6 @@ register_step(
         name="validate",
         model=ValidateStep,
         operator="airflow_provider_sync.operators.steps.ValidateOperator",
-        summary="Check rows against column rules and expressions; fail, drop, quarantine or warn on bad rows.",
+        summary="Check rows against column rules and expressions; fail, drop, quarantine or warn.",
     )
 )

@@ -47,7 +47,7 @@ def webhook_server() -> Iterator[WebhookRecorder]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield recorder
@@ -71,3 +71,71 @@ def webhook_conn(webhook: WebhookRecorder, monkeypatch: pytest.MonkeyPatch) -> s
                                                                        "headers": {"X-Team": "data"}}}),
     )
     return "alerts_hook"
+
+
+@dataclass
+class SmtpRecorder:
+    port: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def smtp_server() -> Iterator[SmtpRecorder]:
+    """A minimal real SMTP server (EHLO, MAIL, RCPT, DATA, QUIT) on 127.0.0.1 that keeps what it receives."""
+    import socketserver
+
+    recorder = SmtpRecorder(port=0)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def reply(self, line: str) -> None:
+            self.wfile.write(f"{line}\r\n".encode())
+
+        def handle(self) -> None:
+            envelope: dict[str, Any] = {"rcpt": []}
+            self.reply("220 localhost test SMTP")
+            while line := self.rfile.readline():
+                command = line.decode().strip()
+                verb = command.split(" ", 1)[0].upper()
+                if verb in ("EHLO", "HELO"):
+                    self.reply("250 localhost")
+                elif verb == "MAIL":
+                    envelope["from"] = command.split(":", 1)[1].strip(" <>")
+                    self.reply("250 OK")
+                elif verb == "RCPT":
+                    envelope["rcpt"].append(command.split(":", 1)[1].strip(" <>"))
+                    self.reply("250 OK")
+                elif verb == "DATA":
+                    self.reply("354 end with .")
+                    data = []
+                    while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                        data.append(chunk)
+                    recorder.messages.append({**envelope, "data": b"".join(data)})
+                    envelope = {"rcpt": []}
+                    self.reply("250 queued")
+                elif verb == "QUIT":
+                    self.reply("221 bye")
+                    return
+                else:
+                    self.reply("250 OK")
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    recorder.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield recorder
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpRecorder]:
+    """:func:`smtp_server` plus an Airflow SMTP connection ``alerts_smtp`` (plain, no TLS) pointing at it."""
+    with smtp_server() as recorder:
+        extra = {"disable_ssl": True, "disable_tls": True, "from_email": "airflow@example.com",
+                 "retry_limit": 0, "timeout": 5}
+        connection = {"conn_type": "smtp", "host": "127.0.0.1", "port": recorder.port, "extra": extra}
+        monkeypatch.setenv("AIRFLOW_CONN_ALERTS_SMTP", json.dumps(connection))
+        yield recorder

@@ -28,7 +28,7 @@ def _register(dag: Any) -> None:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
-    DagBundlesManager().sync_bundles_to_db()
+    DagBundlesManager().sync_bundles_to_db()  # type: ignore[no-untyped-call]
     bag = DagBag(dag_folder="/dev/null", collect_dags=False)
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
@@ -121,7 +121,7 @@ def test_terminal_fails_at_once_transient_retries_and_alerts_reach_the_webhook(
     assert failure["error_class"] == "airflow_provider_sync.errors.TerminalError"
     assert failure["error_message"].startswith("target rejected the batch: postgresql://loader:***@db.internal")
     assert "DETAIL: (row values removed)" in failure["error_message"]
-    assert failure["log_url"].endswith(f"/tasks/orders.load?try_number=1")
+    assert failure["log_url"].endswith("/tasks/orders.load?try_number=1")
     assert "Task failed" in failure["text"]
 
     retry_text = retries[0]["text"]
@@ -137,7 +137,10 @@ def test_terminal_fails_at_once_transient_retries_and_alerts_reach_the_webhook(
 @pytest.mark.slow
 def test_successful_run_alerts_once_per_run(airflow_db: Path, webhook: Any, webhook_conn: str) -> None:
     alerts = AlertsConfig.model_validate(
-        {"on_success": [{"webhook": {"conn_id": webhook_conn}}], "on_failure": [{"webhook": {"conn_id": webhook_conn}}]}
+        {
+            "on_success": [{"webhook": {"conn_id": webhook_conn}}],
+            "on_failure": [{"webhook": {"conn_id": webhook_conn}}],
+        }
     )
     dag = _build_dag("alerts_success_path", alerts, {"extract": lambda: 1, "load": lambda: 2})
     _register(dag)

@@ -131,7 +131,7 @@ def test_producer_config_from_json_extra_and_host_fallback() -> None:
     assert producer_config(Conn(extra='{"linger.ms": "5"}', host="kafka", port=9092))[
         "bootstrap.servers"
     ] == ("kafka:9092")
-    with pytest.raises(TerminalError, match="bootstrap.servers"):
+    with pytest.raises(TerminalError, match=r"bootstrap\.servers"):
         producer_config(Conn(extra={}))
     with pytest.raises(TerminalError, match="not valid JSON"):
         producer_config(Conn(extra="{oops"))

@@ -1,0 +1,301 @@
+"""Field encryption with key rotation (the ``encrypt`` step and the decrypt / re-encrypt helpers).
+
+Envelope (text, so it fits any string column)::
+
+    enc:v1:<mode>:<key id>:<base64url(payload)>
+      mode gcm: payload = 12-byte random nonce || AES-256-GCM ciphertext and tag
+      mode siv: payload = AES-SIV synthetic IV || ciphertext (deterministic)
+
+The plaintext inside is one type byte (0 = UTF-8 text, 1 = raw bytes) followed by the value. The
+associated data binds the envelope header and a *context*, by default ``"<table>.<column>"``: a value
+moved to another column or table fails to decrypt instead of yielding someone else's data.
+
+Usage::
+
+    encryptor = Encryptor(step, keyring, table="sales.orders")
+    encrypted = encryptor.encrypt(batch)
+    clear = decrypt_batch(encrypted, keyring, encryptor.contexts)
+    moved, info = reencrypt_batch(encrypted, keyring.with_primary("k2"), encryptor.contexts)
+
+Values are encrypted in a tight loop per column with one ``os.urandom`` call per column and batch for
+all GCM nonces. NULL stays NULL.
+"""
+
+from __future__ import annotations
+
+import binascii
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from airflow_provider_sync.config.steps.encrypt import EncryptionMode, EncryptStep
+from airflow_provider_sync.core.keyring import Keyring
+from airflow_provider_sync.core.normalize import as_text
+from airflow_provider_sync.errors import IncompatibleSchemaError, KeyringError, TerminalError
+
+FORMAT_VERSION = "v1"
+MODE_TOKENS: dict[str, str] = {"randomized": "gcm", "deterministic": "siv"}
+NONCE_BYTES = 12
+_TEXT, _BYTES = b"\x00", b"\x01"
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+class CiphertextError(TerminalError):
+    """A value is not an envelope this version can read (not encrypted, truncated or edited)."""
+
+
+def field_context(table: str, column: str) -> str:
+    """The default associated-data context of a column: ``"<table>.<column>"``."""
+    return f"{table}.{column}"
+
+
+def _associated_data(token: str, key_id: str, context: str) -> bytes:
+    return f"enc:{FORMAT_VERSION}:{token}:{key_id}\x00{context}".encode()
+
+
+def _plaintexts(values: pa.Array) -> list[bytes | None]:
+    """Each value as type byte + bytes; binary stays raw, everything else is encoded as UTF-8 text."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
+        return [None if v is None else _BYTES + v for v in values.to_pylist()]
+    raw = as_text(values).cast(pa.binary()).to_pylist()
+    return [None if v is None else _TEXT + v for v in raw]
+
+
+def _seal(plain: list[bytes | None], keyring: Keyring, context: str, token: str) -> pa.Array:
+    key_id = keyring.primary_id
+    header = f"enc:{FORMAT_VERSION}:{token}:{key_id}:".encode()
+    aad = _associated_data(token, key_id, context)
+    b2a = binascii.b2a_base64
+    out: list[bytes | None] = []
+    append = out.append
+    if token == "gcm":
+        encrypt = keyring.gcm(key_id).encrypt
+        nonces = os.urandom(NONCE_BYTES * len(plain))
+        for index, value in enumerate(plain):
+            if value is None:
+                append(None)
+                continue
+            start = index * NONCE_BYTES
+            nonce = nonces[start : start + NONCE_BYTES]
+            append(header + b2a(nonce + encrypt(nonce, value, aad), newline=False))
+    else:
+        siv_encrypt = keyring.siv(key_id).encrypt
+        associated = [aad]
+        for value in plain:
+            append(None if value is None else header + b2a(siv_encrypt(value, associated), newline=False))
+    # base64 -> base64url over the column's whole data buffer in one call; the header holds neither '+'
+    # nor '/', and everything is ASCII, so the bytes are valid UTF-8 as they are.
+    binary = pa.array(out, pa.binary())
+    validity, offsets, data = binary.buffers()
+    urlsafe = pa.py_buffer(data.to_pybytes().translate(_URLSAFE)) if data is not None else data
+    return pa.Array.from_buffers(pa.string(), len(binary), [validity, offsets, urlsafe], binary.null_count)
+
+
+def encrypt_array(
+    values: pa.Array, keyring: Keyring, context: str, mode: EncryptionMode = "randomized"
+) -> pa.Array:
+    """Encrypt every non-NULL value under the primary key; returns a string array of envelopes."""
+    return _seal(_plaintexts(values), keyring, context, MODE_TOKENS[mode])
+
+
+class _Opener:
+    """Decrypts envelopes of one context, caching one cipher per (mode, key id)."""
+
+    def __init__(self, keyring: Keyring, context: str) -> None:
+        self.keyring = keyring
+        self.context = context
+        self._ciphers: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
+
+    def parse(self, text: str, row: int) -> tuple[str, str, bytes]:
+        parts = text.split(":", 4)
+        if (
+            len(parts) != 5
+            or parts[0] != "enc"
+            or parts[1] != FORMAT_VERSION
+            or parts[2] not in ("gcm", "siv")
+        ):
+            raise CiphertextError(
+                f"row {row} of {self.context!r} is not an encrypted value (expected enc:{FORMAT_VERSION}:"
+                "gcm|siv:<key id>:<base64url>); was the column encrypted?"
+            )
+        try:
+            payload = binascii.a2b_base64(parts[4].replace("-", "+").replace("_", "/"), strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise CiphertextError(
+                f"row {row} of {self.context!r}: the ciphertext is not valid base64url"
+            ) from None
+        return parts[2], parts[3], payload
+
+    def _cipher(self, token: str, key_id: str) -> Callable[[bytes], bytes]:
+        cipher = self._ciphers.get((token, key_id))
+        if cipher is None:
+            aad = _associated_data(token, key_id, self.context)
+            if token == "gcm":
+                gcm = self.keyring.gcm(key_id)
+
+                def cipher(payload: bytes) -> bytes:
+                    return gcm.decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], aad)
+            else:
+                siv, associated = self.keyring.siv(key_id), [aad]
+
+                def cipher(payload: bytes) -> bytes:
+                    return siv.decrypt(payload, associated)
+
+            self._ciphers[(token, key_id)] = cipher
+        return cipher
+
+    def open(self, token: str, key_id: str, payload: bytes) -> bytes:
+        """The plaintext with its type byte; KeyringError naming the key id when it does not fit."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            return self._cipher(token, key_id)(payload)
+        except (InvalidTag, ValueError):
+            raise KeyringError(
+                f"a value of {self.context!r} does not decrypt with key {key_id!r}: the key with that id is "
+                "not the one it was encrypted with, or the value was encrypted for another table/column "
+                "(context)"
+            ) from None
+
+
+def decrypt_array(values: pa.Array, keyring: Keyring, context: str, *, as_binary: bool = False) -> pa.Array:
+    """Decrypt envelopes made by :func:`encrypt_array` with the same context; returns text (or bytes)."""
+    opener = _Opener(keyring, context)
+    out: list[bytes | None] = []
+    for row, text in enumerate(as_text(values).to_pylist()):
+        if text is None:
+            out.append(None)
+            continue
+        plain = opener.open(*opener.parse(text, row))
+        if plain[:1] == _BYTES and not as_binary:
+            raise CiphertextError(f"{context!r} holds encrypted bytes, not text; decrypt with as_binary=True")
+        out.append(plain[1:])
+    result = pa.array(out, pa.binary())
+    return result if as_binary else result.cast(pa.string())
+
+
+def reencrypt_array(values: pa.Array, keyring: Keyring, context: str) -> tuple[pa.Array, int, set[str]]:
+    """Move values encrypted under older keys to the primary key, keeping each value's mode.
+
+    Returns the new array, how many values moved, and the key ids they moved from. Values already under
+    the primary key are left as they are.
+    """
+    opener = _Opener(keyring, context)
+    texts = as_text(values).to_pylist()
+    by_mode: dict[str, tuple[list[int], list[bytes | None]]] = {"gcm": ([], []), "siv": ([], [])}
+    old_ids: set[str] = set()
+    for row, text in enumerate(texts):
+        if text is None:
+            continue
+        token, key_id, payload = opener.parse(text, row)
+        if key_id != keyring.primary_id:
+            rows, plain = by_mode[token]
+            rows.append(row)
+            plain.append(opener.open(token, key_id, payload))
+            old_ids.add(key_id)
+    moved = 0
+    for token, (rows, plain) in by_mode.items():
+        if rows:
+            for row, sealed in zip(rows, _seal(plain, keyring, context, token).to_pylist(), strict=True):
+                texts[row] = sealed
+            moved += len(rows)
+    return pa.array(texts, pa.string()), moved, old_ids
+
+
+def encrypt_value(
+    value: str | bytes, keyring: Keyring, context: str, mode: EncryptionMode = "randomized"
+) -> str:
+    array = pa.array([value], pa.binary() if isinstance(value, bytes) else pa.string())
+    return str(encrypt_array(array, keyring, context, mode)[0].as_py())
+
+
+def decrypt_value(envelope: str, keyring: Keyring, context: str, *, as_binary: bool = False) -> Any:
+    """Decrypt one envelope (for authorized users and support scripts); str, or bytes with as_binary."""
+    return decrypt_array(pa.array([envelope], pa.string()), keyring, context, as_binary=as_binary)[0].as_py()
+
+
+def _check_columns(batch: pa.RecordBatch, columns: Iterable[str]) -> None:
+    missing = sorted(set(columns) - set(batch.schema.names))
+    if missing:
+        raise IncompatibleSchemaError(
+            f"column(s) {missing} to encrypt/decrypt are not in the data; "
+            f"available columns: {batch.schema.names}"
+        )
+
+
+def _replace_columns(batch: pa.RecordBatch, new: Mapping[str, pa.Array]) -> pa.RecordBatch:
+    arrays, fields = [], []
+    for index, field in enumerate(batch.schema):
+        values = new.get(field.name, batch.column(index))
+        arrays.append(values)
+        fields.append(field.with_type(values.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields, metadata=batch.schema.metadata))
+
+
+def decrypt_batch(
+    batch: pa.RecordBatch, keyring: Keyring, contexts: Mapping[str, str], *, as_binary: bool = False
+) -> pa.RecordBatch:
+    """Decrypt the columns named in ``contexts`` (column -> context, e.g. ``Encryptor.contexts``)."""
+    _check_columns(batch, contexts)
+    return _replace_columns(
+        batch,
+        {
+            name: decrypt_array(batch.column(name), keyring, ctx, as_binary=as_binary)
+            for name, ctx in contexts.items()
+        },
+    )
+
+
+def reencrypt_batch(
+    batch: pa.RecordBatch, keyring: Keyring, contexts: Mapping[str, str]
+) -> tuple[pa.RecordBatch, dict[str, Any]]:
+    """Re-encrypt the named columns under ``keyring.primary_id``; returns the batch and manifest counts."""
+    _check_columns(batch, contexts)
+    new: dict[str, pa.Array] = {}
+    moved_total = 0
+    old_ids: set[str] = set()
+    for name, context in contexts.items():
+        new[name], moved, ids = reencrypt_array(batch.column(name), keyring, context)
+        moved_total += moved
+        old_ids |= ids
+    info = {"values_reencrypted": moved_total, "from_key_ids": sorted(old_ids), "key_id": keyring.primary_id}
+    return _replace_columns(batch, new), info
+
+
+class Encryptor:
+    """Applies an :class:`EncryptStep` to the batches of one table."""
+
+    def __init__(self, step: EncryptStep, keyring: Keyring, table: str) -> None:
+        self.step = step
+        self.keyring = keyring
+        bound_table = step.associated_table or table
+        self.contexts: dict[str, str] = {
+            name: spec.context or field_context(bound_table, name) for name, spec in step.columns.items()
+        }
+        self.values_encrypted = 0
+
+    def encrypt(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        _check_columns(batch, self.step.columns)
+        new = {}
+        for name, spec in self.step.columns.items():
+            values = batch.column(name)
+            new[name] = encrypt_array(values, self.keyring, self.contexts[name], spec.mode)
+            self.values_encrypted += len(values) - values.null_count
+        return _replace_columns(batch, new)
+
+    def output_schema(self, schema: pa.Schema) -> pa.Schema:
+        """Encrypted columns become strings; the others keep their types."""
+        fields = [f.with_type(pa.string()) if f.name in self.step.columns else f for f in schema]
+        return pa.schema(fields, metadata=schema.metadata)
+
+    def metadata(self) -> dict[str, Any]:
+        """Columns, modes and key id used, and how many values were encrypted (never keys or values)."""
+        return {
+            "columns_encrypted": {name: spec.mode for name, spec in self.step.columns.items()},
+            "key_ids": [self.keyring.primary_id],
+            "values_encrypted": self.values_encrypted,
+        }

@@ -1,0 +1,322 @@
+"""Watermark maths (pure): what was synced last, and which rows the next extraction reads.
+
+A watermark is the last ``(cursor, key...)`` actually extracted - not the high-water mark - so rows that
+share the cursor value of the boundary are never skipped. Timestamps are kept in UTC; naive source values
+are interpreted in the configured source time zone. Values survive JSON (Airflow Variables, XCom) through
+small type tags.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from airflow_provider_sync.errors import WatermarkError
+
+Strategy = Literal["timestamp", "sequence", "version", "full"]
+STRATEGIES: tuple[str, ...] = ("timestamp", "sequence", "version", "full")
+UTC = dt.timezone.utc
+#: Ledger range labels longer than this are replaced by a hash so they fit an indexable column.
+MAX_LABEL_LENGTH = 180
+
+
+# --------------------------------------------------------------------------- JSON values
+def encode_value(value: Any) -> Any:
+    """A JSON-safe form of one cursor or key value (tagged when JSON has no such type)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return {"float": repr(value)}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, dt.datetime):
+        return {"timestamp": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {"time": value.isoformat()}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    raise WatermarkError(
+        f"a cursor or key value of type {type(value).__name__} cannot be stored in a watermark; use a "
+        "timestamp, integer, decimal, date or string column"
+    )
+
+
+def decode_value(value: Any) -> Any:
+    """Inverse of :func:`encode_value`."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        decoders: dict[str, Callable[[str], Any]] = {
+            "float": float,
+            "decimal": Decimal,
+            "timestamp": dt.datetime.fromisoformat,
+            "date": dt.date.fromisoformat,
+            "time": dt.time.fromisoformat,
+            "bytes": lambda t: base64.b64decode(t.encode("ascii")),
+        }
+        if tag in decoders:
+            return decoders[tag](text)
+    if isinstance(value, list):
+        return tuple(decode_value(v) for v in value)
+    return value
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def to_utc(value: dt.datetime, source_timezone: str = "UTC") -> dt.datetime:
+    """An aware UTC datetime; naive values are read as wall time in ``source_timezone``."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=ZoneInfo(source_timezone))
+    return value.astimezone(UTC)
+
+
+def to_source_naive(value: dt.datetime, source_timezone: str = "UTC") -> dt.datetime:
+    """The wall time in ``source_timezone`` of an instant, for comparing with naive source columns."""
+    return to_utc(value).astimezone(ZoneInfo(source_timezone)).replace(tzinfo=None)
+
+
+def normalize_cursor(value: Any, strategy: str, source_timezone: str = "UTC") -> Any:
+    """Bring a cursor value (from the database, YAML or a hand-edited Variable) to its canonical form:
+    UTC datetimes for ``timestamp``; integers (or decimals) for ``sequence``/``version``."""
+    if value is None:
+        return None
+    if strategy == "timestamp":
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise WatermarkError(
+                    f"cursor value {value!r} is not an ISO timestamp (e.g. 2024-01-31T00:00:00Z)"
+                ) from exc
+        if isinstance(value, dt.datetime):
+            return to_utc(value, source_timezone)
+        if isinstance(value, dt.date):
+            return to_utc(dt.datetime.combine(value, dt.time()), source_timezone)
+        raise WatermarkError(
+            f"strategy timestamp needs a timestamp cursor, got a {type(value).__name__}; "
+            "use strategy sequence/version for numeric cursors"
+        )
+    if strategy in ("sequence", "version"):
+        if isinstance(value, bool):
+            raise WatermarkError(f"strategy {strategy} needs a numeric cursor, got a boolean")
+        if isinstance(value, (int, Decimal)):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value) if value.strip().lstrip("-").isdigit() else Decimal(value)
+            except ArithmeticError as exc:
+                raise WatermarkError(f"cursor value {value!r} is not a number (strategy {strategy})") from exc
+        raise WatermarkError(f"strategy {strategy} needs a numeric cursor, got a {type(value).__name__}")
+    return value
+
+
+def _sort_key(cursor: Any, key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (cursor, *key)
+
+
+# --------------------------------------------------------------------------- watermark
+@dataclass(frozen=True)
+class Watermark:
+    """The last ``(cursor, key...)`` loaded and committed for one pipeline and table."""
+
+    cursor: Any
+    key: tuple[Any, ...] = ()
+    run_id: str | None = None
+    committed_at: dt.datetime | None = None
+    rows: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cursor": encode_value(self.cursor),
+            "key": [encode_value(v) for v in self.key],
+            "run_id": self.run_id,
+            "committed_at": self.committed_at.isoformat() if self.committed_at else None,
+            "rows": self.rows,
+        }
+
+    @classmethod
+    def from_json(
+        cls, data: dict[str, Any] | str, strategy: str | None = None, source_timezone: str = "UTC"
+    ) -> Watermark:
+        """Read a stored watermark. ``strategy`` also accepts hand-edited plain values (an ISO string for
+        a timestamp cursor, a number for a sequence)."""
+        try:
+            if isinstance(data, str):
+                data = json.loads(data)
+            if not isinstance(data, dict) or "cursor" not in data:
+                raise ValueError("expected an object with a 'cursor' field")
+            cursor = decode_value(data["cursor"])
+            if strategy:
+                cursor = normalize_cursor(cursor, strategy, source_timezone)
+            committed = data.get("committed_at")
+            return cls(
+                cursor=cursor,
+                key=tuple(decode_value(v) for v in data.get("key") or ()),
+                run_id=data.get("run_id"),
+                committed_at=dt.datetime.fromisoformat(committed) if committed else None,
+                rows=int(data.get("rows") or 0),
+            )
+        except WatermarkError:
+            raise
+        except (ValueError, TypeError, KeyError) as exc:
+            raise WatermarkError(
+                f"the stored watermark cannot be read ({exc}); expected JSON like "
+                '{"cursor": {"timestamp": "2024-01-31T00:00:00+00:00"}, "key": [42]}; fix or delete it '
+                "to re-sync from the initial value"
+            ) from exc
+
+
+def next_watermark(
+    previous: Watermark | None,
+    last_cursor: Any,
+    last_key: tuple[Any, ...],
+    *,
+    run_id: str | None,
+    rows: int,
+    now: dt.datetime | None = None,
+) -> Watermark | None:
+    """The watermark after a run: the last ``(cursor, key)`` extracted, never moving backwards (a lag
+    window re-reads rows behind the previous watermark). With nothing extracted it stays put."""
+    if last_cursor is None:
+        return previous
+    if previous is not None and previous.cursor is not None:
+        try:
+            if _sort_key(previous.cursor, previous.key) >= _sort_key(last_cursor, last_key):
+                return previous
+        except TypeError:
+            pass  # incomparable after a schema change: trust what was just read
+    return Watermark(last_cursor, tuple(last_key), run_id, now or _utc_now(), rows)
+
+
+# --------------------------------------------------------------------------- extraction range
+@dataclass(frozen=True)
+class ExtractRange:
+    """Which rows one run extracts, before the high-water mark is known.
+
+    * ``start`` + ``start_key``: resume strictly after this ``(cursor, key)`` (keyset);
+    * ``start`` without key: ``cursor > start`` (or ``>=`` when ``start_inclusive``);
+    * ``end``: inclusive upper bound (configured ``end_value``); ``end_exclusive``: interval end.
+    ``mode`` is ``incremental``, ``interval`` (backfill: the live watermark is not touched) or ``full``.
+    """
+
+    mode: Literal["incremental", "interval", "full"] = "incremental"
+    start: Any = None
+    start_key: tuple[Any, ...] | None = None
+    start_inclusive: bool = False
+    end: Any = None
+    end_exclusive: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "start": encode_value(self.start),
+            "start_key": None if self.start_key is None else [encode_value(v) for v in self.start_key],
+            "start_inclusive": self.start_inclusive,
+            "end": encode_value(self.end),
+            "end_exclusive": encode_value(self.end_exclusive),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExtractRange:
+        key = data.get("start_key")
+        return cls(
+            mode=data.get("mode", "incremental"),
+            start=decode_value(data.get("start")),
+            start_key=None if key is None else tuple(decode_value(v) for v in key),
+            start_inclusive=bool(data.get("start_inclusive")),
+            end=decode_value(data.get("end")),
+            end_exclusive=decode_value(data.get("end_exclusive")),
+        )
+
+    def label(self) -> str:
+        """A stable text form of where the range starts, for the append ledger."""
+        return boundary_label(self.start, self.start_key or (), inclusive=self.start_inclusive)
+
+
+def boundary_label(cursor: Any, key: tuple[Any, ...], inclusive: bool = False) -> str:
+    """Compact, deterministic text for a ``(cursor, key)`` boundary (hashed when too long to index)."""
+    text = json.dumps(
+        [encode_value(cursor), [encode_value(v) for v in key], inclusive],
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    if len(text) > MAX_LABEL_LENGTH:
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return text
+
+
+def _subtract_lag(cursor: Any, lag: Any, strategy: str) -> Any:
+    if strategy == "timestamp":
+        if not isinstance(lag, dt.timedelta):
+            raise WatermarkError(f"lag for strategy timestamp must be a duration such as 5m, got {lag!r}")
+        return cursor - lag
+    if isinstance(lag, (dt.timedelta, bool)):
+        raise WatermarkError(f"lag for strategy {strategy} must be a number of cursor units, got {lag!r}")
+    return cursor - type(cursor)(lag) if isinstance(cursor, (int, Decimal)) else cursor - lag
+
+
+def compute_range(
+    strategy: str,
+    watermark: Watermark | None,
+    *,
+    lag: Any = None,
+    initial_value: Any = None,
+    end_value: Any = None,
+    interval: tuple[Any, Any] | None = None,
+    source_timezone: str = "UTC",
+) -> ExtractRange:
+    """The range the next extraction reads.
+
+    * ``full``: everything. * ``interval`` given (backfill / ``mode: interval``):
+      ``[interval_start, interval_end)``, watermark ignored. * a stored watermark: keyset after it, or
+      ``cursor >= watermark - lag`` when a lag is set. * no watermark: from ``initial_value`` (inclusive),
+      or from the beginning. ``end_value`` caps every incremental range (inclusive).
+    """
+    if strategy not in STRATEGIES:
+        raise WatermarkError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if strategy == "full":
+        return ExtractRange(mode="full")
+    end = normalize_cursor(end_value, strategy, source_timezone)
+    if interval is not None:
+        start, stop = (normalize_cursor(v, strategy, source_timezone) for v in interval)
+        if start is None or stop is None or start >= stop:
+            raise WatermarkError(f"the data interval [{interval[0]}, {interval[1]}) is empty or open")
+        return ExtractRange(mode="interval", start=start, start_inclusive=True, end=end, end_exclusive=stop)
+    if watermark is not None and watermark.cursor is not None:
+        cursor = normalize_cursor(watermark.cursor, strategy, source_timezone)
+        if lag:
+            return ExtractRange(start=_subtract_lag(cursor, lag, strategy), start_inclusive=True, end=end)
+        return ExtractRange(start=cursor, start_key=tuple(watermark.key) or None, end=end)
+    initial = normalize_cursor(initial_value, strategy, source_timezone)
+    return ExtractRange(start=initial, start_inclusive=initial is not None, end=end)
+
+
+def with_end(range_: ExtractRange, end: Any) -> ExtractRange:
+    return replace(range_, end=end)
+
+
+__all__ = [
+    "STRATEGIES",
+    "ExtractRange",
+    "Watermark",
+    "boundary_label",
+    "compute_range",
+    "decode_value",
+    "encode_value",
+    "next_watermark",
+    "normalize_cursor",
+    "to_source_naive",
+    "to_utc",
+]

@@ -1,0 +1,375 @@
+"""Microsoft SQL Server (2016+) through pymssql, the driver of Airflow's ``mssql`` provider.
+
+Extraction reads under SNAPSHOT isolation when the database allows it (``ALTER DATABASE ... SET
+ALLOW_SNAPSHOT_ISOLATION ON``), otherwise READ COMMITTED; keyset pages use ``TOP (n)`` and the expanded
+OR/AND keyset predicate (T-SQL has no row-value comparison). Loads send multi-row ``INSERT ... VALUES``
+statements (up to 1,000 rows each) into a ``#temp`` staging table, then ``MERGE ... WITH (HOLDLOCK)``
+updates only rows whose values differ (``EXISTS (SELECT t.cols EXCEPT SELECT s.cols)``, which treats NULLs
+as equal). ``replace`` renames tables with ``sp_rename`` inside the load transaction (DDL is transactional).
+
+pymssql renders parameters into the SQL text and keeps only milliseconds of a ``datetime``; timestamps are
+therefore sent as ISO 8601 text with all six fractional digits (three when the value has whole
+milliseconds, so legacy ``DATETIME`` columns still accept them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.errors import TerminalError
+
+from .base import Capabilities, Dialect
+from .types import Binder, Column, Query, TableRef
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .connection import ConnectionInfo
+
+log = logging.getLogger(__name__)
+
+MAX_ROWS_PER_INSERT = 1000  # SQL Server's limit for one VALUES list
+MAX_PARAMETERS_PER_INSERT = 2000  # stays under the 2,100-parameter limit of drivers that bind server-side
+TEMP_TABLE_NAME_LIMIT = 116
+_CONNECT_OPTIONS = ("tds_version", "login_timeout", "timeout", "appname", "conn_properties", "encryption")
+_SIZED_TYPES = ("char", "varchar", "nchar", "nvarchar", "binary", "varbinary")
+
+
+def sql_server_datetime(value: dt.datetime) -> str:
+    """ISO 8601 text SQL Server converts exactly to DATETIME2/DATETIMEOFFSET (and to DATETIME when the
+    value has whole milliseconds, as every value read from a DATETIME column has). Aware values become UTC."""
+    if value.utcoffset() is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    digits = 3 if value.microsecond % 1000 == 0 else 6
+    return value.isoformat(timespec="milliseconds" if digits == 3 else "microseconds")
+
+
+def driver_value(value: Any) -> Any:
+    """A bound value in the form pymssql sends without losing precision."""
+    if isinstance(value, dt.datetime):
+        return sql_server_datetime(value)
+    if isinstance(value, dt.time):
+        return value.isoformat(timespec="microseconds")
+    return value
+
+
+def driver_params(params: Sequence[Any] | dict[str, Any]) -> Any:
+    if isinstance(params, dict):
+        return {name: driver_value(value) for name, value in params.items()}
+    return tuple(driver_value(value) for value in params)
+
+
+class MSSQLDialect(Dialect):
+    capabilities = Capabilities(
+        name="mssql",
+        driver_module="pymssql",
+        pip_extra="mssql",
+        param_style="format",
+        bulk_load="multirow_insert_temp_table",
+        upsert_style="merge",
+        identifier_quote=("[", "]"),
+        max_identifier_length=128,
+        row_value_comparison=False,
+        transactional_ddl=True,
+        supports_schemas=True,
+        native_json=False,
+    )
+
+    # ----------------------------------------------------------------- connections
+    def connect(self, info: ConnectionInfo) -> Any:
+        from . import require_driver
+
+        pymssql: Any = require_driver("mssql")
+        options = {key: value for key, value in info.extra.items() if key in _CONNECT_OPTIONS}
+        return pymssql.connect(
+            server=info.host or "localhost",
+            port=str(info.port or 1433),
+            user=info.login or None,
+            password=info.password or None,
+            database=info.database or "",
+            autocommit=False,
+            **options,
+        )
+
+    def begin_snapshot(self, conn: Any) -> None:
+        conn.rollback()
+        allowed = self.scalar(
+            conn, "SELECT snapshot_isolation_state FROM sys.databases WHERE name = DB_NAME()"
+        )
+        # A transaction that already read data under another level cannot switch to SNAPSHOT: start afresh.
+        conn.rollback()
+        if allowed == 1:
+            self.execute(conn, "SET TRANSACTION ISOLATION LEVEL SNAPSHOT").close()
+            return
+        log.warning(
+            "SQL Server database does not allow SNAPSHOT isolation; extracting under READ COMMITTED. "
+            "Run ALTER DATABASE <name> SET ALLOW_SNAPSHOT_ISOLATION ON for a consistent snapshot."
+        )
+        self.execute(conn, "SET TRANSACTION ISOLATION LEVEL READ COMMITTED").close()
+
+    def execute(self, conn: Any, query: Query | str) -> Any:
+        if isinstance(query, str):
+            query = Query(query)
+        cursor = conn.cursor()
+        cursor.execute(query.sql, driver_params(query.params) if query.params else None)
+        return cursor
+
+    def read_batches(
+        self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        converted = Query(query.sql, list(driver_params(query.params)) if query.params else [])
+        return super().read_batches(conn, converted, columns, batch_size)
+
+    # ----------------------------------------------------------------- identifiers
+    def quote(self, identifier: str) -> str:
+        if not identifier:
+            raise ValueError("an empty identifier cannot be quoted")
+        if len(identifier) > self.capabilities.max_identifier_length:
+            raise TerminalError(
+                f"SQL Server identifier {identifier[:40]!r}... is {len(identifier)} characters long; the "
+                f"limit is {self.capabilities.max_identifier_length}. Rename it with a schema_map step"
+            )
+        # pymssql substitutes only %s / %(name)s markers and never un-doubles '%%', so '%' stays single.
+        return "[" + identifier.replace("]", "]]") + "]"
+
+    def _schema_expr(self, table: TableRef, bind: Binder) -> str:
+        return bind(table.schema) if table.schema else "SCHEMA_NAME()"
+
+    # ----------------------------------------------------------------- introspection
+    def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
+        bind = Binder(self.capabilities.param_style)
+        sql = (
+            "SELECT column_name, data_type, character_maximum_length, numeric_precision, numeric_scale, "
+            "datetime_precision, is_nullable FROM information_schema.columns "
+            f"WHERE table_schema = {self._schema_expr(table, bind)} AND table_name = {bind(table.name)} "
+            "ORDER BY ordinal_position"
+        )
+        cursor = self.execute(conn, bind.query(sql))
+        rows = cursor.fetchall()
+        cursor.close()
+        if not rows:
+            raise TerminalError(f"SQL Server table {table} does not exist or is not visible to this login")
+        columns = []
+        for name, data_type, length, precision, scale, dt_precision, nullable in rows:
+            kind = str(data_type).lower()
+            if kind in ("decimal", "numeric"):
+                kind = f"{kind}({precision},{scale})"
+            elif kind in _SIZED_TYPES and length is not None:
+                kind = f"{kind}({'max' if length == -1 else length})"
+            elif kind in ("datetime2", "datetimeoffset", "time") and dt_precision is not None:
+                kind = f"{kind}({dt_precision})"
+            columns.append(Column(name, kind, self.arrow_type(kind), nullable == "YES"))
+        return columns
+
+    def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
+        bind = Binder(self.capabilities.param_style)
+        sql = (
+            "SELECT kcu.column_name FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu ON kcu.constraint_schema = tc.constraint_schema "
+            "AND kcu.constraint_name = tc.constraint_name AND kcu.table_name = tc.table_name "
+            "WHERE tc.constraint_type = 'PRIMARY KEY' "
+            f"AND tc.table_schema = {self._schema_expr(table, bind)} AND tc.table_name = {bind(table.name)} "
+            "ORDER BY kcu.ordinal_position"
+        )
+        cursor = self.execute(conn, bind.query(sql))
+        names = [row[0] for row in cursor.fetchall()]
+        cursor.close()
+        return names
+
+    # ----------------------------------------------------------------- types
+    def arrow_type(self, db_type: str) -> pa.DataType:
+        import pyarrow as pa
+
+        name = db_type.lower().strip()
+        base, _, args = name.partition("(")
+        numbers = [int(part) for part in args.rstrip(")").split(",") if part.strip().isdigit()]
+        simple = {
+            "bit": pa.bool_(),
+            "tinyint": pa.uint8(),
+            "smallint": pa.int16(),
+            "int": pa.int32(),
+            "bigint": pa.int64(),
+            "real": pa.float32(),
+            "money": pa.decimal128(19, 4),
+            "smallmoney": pa.decimal128(10, 4),
+            "date": pa.date32(),
+            "datetime": pa.timestamp("us"),
+            "smalldatetime": pa.timestamp("us"),
+            "datetime2": pa.timestamp("us"),
+            "datetimeoffset": pa.timestamp("us", tz="UTC"),
+            "time": pa.time64("us"),
+            "binary": pa.binary(),
+            "varbinary": pa.binary(),
+            "image": pa.binary(),
+            "timestamp": pa.binary(),
+            "rowversion": pa.binary(),
+        }
+        if base in simple:
+            return simple[base]
+        if base == "float":
+            return pa.float32() if numbers and numbers[0] <= 24 else pa.float64()
+        if base in ("decimal", "numeric"):
+            precision, scale = [*numbers, 0][:2] if numbers else [18, 0]
+            return pa.decimal128(precision, scale)
+        return pa.string()
+
+    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        import pyarrow as pa
+
+        kind = field.type
+        if pa.types.is_dictionary(kind):
+            return self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)
+        if pa.types.is_boolean(kind):
+            return "BIT"
+        if pa.types.is_integer(kind):
+            if pa.types.is_unsigned_integer(kind):
+                return {8: "TINYINT", 16: "INT", 32: "BIGINT", 64: "DECIMAL(20, 0)"}[kind.bit_width]
+            return {8: "SMALLINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}[kind.bit_width]
+        if pa.types.is_floating(kind):
+            return "FLOAT" if kind.bit_width == 64 else "REAL"
+        if pa.types.is_decimal(kind):
+            if kind.precision > 38:
+                raise TerminalError(
+                    f"column {field.name!r} is decimal({kind.precision}, {kind.scale}); SQL Server allows at "
+                    "most 38 digits. Cast it with a schema_map step"
+                )
+            return f"DECIMAL({kind.precision}, {kind.scale})"
+        if pa.types.is_timestamp(kind):
+            return "DATETIMEOFFSET(6)" if kind.tz else "DATETIME2(6)"
+        if pa.types.is_date(kind):
+            return "DATE"
+        if pa.types.is_time(kind):
+            return "TIME(6)"
+        if pa.types.is_fixed_size_binary(kind):
+            return f"BINARY({kind.byte_width})"
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            # A clustered key holds at most 900 bytes.
+            return "VARBINARY(900)" if is_key else "VARBINARY(MAX)"
+        return "NVARCHAR(450)" if is_key else "NVARCHAR(MAX)"
+
+    def value_converter(self, column: Column) -> Any:
+        import pyarrow as pa
+
+        kind = column.arrow_type
+        if pa.types.is_string(kind):
+            return lambda v: str(v) if isinstance(v, (uuid.UUID, int, float)) else v
+        if pa.types.is_timestamp(kind) and kind.tz is not None:
+            return lambda v: v.astimezone(dt.timezone.utc) if v.utcoffset() is not None else v
+        return None
+
+    def param_converter(self, arrow_type: pa.DataType) -> Any:
+        import pyarrow as pa
+
+        if pa.types.is_timestamp(arrow_type):
+            return sql_server_datetime
+        if pa.types.is_time(arrow_type):
+            return driver_value
+        return None
+
+    # ----------------------------------------------------------------- DDL
+    def create_table_sql(self, table: TableRef, schema: pa.Schema, primary_key: Sequence[str] = ()) -> str:
+        keys = set(primary_key)
+        lines = []
+        for field in schema:
+            null = " NOT NULL" if field.name in keys or not field.nullable else " NULL"
+            lines.append(f"{self.quote(field.name)} {self.sql_type(field, is_key=field.name in keys)}{null}")
+        if primary_key:
+            lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
+        return f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+
+    def limit_sql(self, sql: str, limit: int) -> str:
+        if not sql.startswith("SELECT "):
+            raise ValueError("limit_sql expects a statement starting with SELECT")
+        return f"SELECT TOP ({int(limit)}) {sql[len('SELECT ') :]}"
+
+    def rename_table_sql(self, table: TableRef, new_name: str) -> str:
+        """``sp_rename`` takes the current (qualified) name and the new bare name as strings."""
+        current = self.qualify(table).replace("'", "''")
+        return f"EXEC sp_rename N'{current}', N'{new_name.replace(chr(39), chr(39) * 2)}'"
+
+    # ----------------------------------------------------------------- loading
+    def staging_name(self, target: TableRef) -> TableRef:
+        suffix = "__sync_stage"
+        return TableRef("#" + target.name[: TEMP_TABLE_NAME_LIMIT - 1 - len(suffix)] + suffix)
+
+    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        staging = self.staging_name(target)
+        self.execute(conn, self.drop_table_sql(staging)).close()
+        self.execute(conn, self.staging_table_sql(staging, target, columns)).close()
+        return staging
+
+    def staging_table_sql(self, staging: TableRef, target: TableRef, columns: Sequence[str]) -> str:
+        """``SELECT ... INTO #temp``; the UNION ALL keeps the column types but drops any IDENTITY property,
+        so staged key values can be inserted."""
+        cols = self.column_list(columns)
+        empty = f"SELECT {cols} FROM {self.qualify(target)} WHERE 1 = 0"
+        into = f"SELECT {cols} INTO {self.qualify(staging)} FROM {self.qualify(target)} WHERE 1 = 0"
+        return f"{into} UNION ALL {empty}"
+
+    def multirow_insert_sql(self, table: TableRef, columns: Sequence[str], rows: int) -> str:
+        row = "(" + ", ".join("%s" for _ in columns) + ")"
+        return f"INSERT INTO {self.qualify(table)} ({self.column_list(columns)}) VALUES " + ", ".join(
+            [row] * rows
+        )
+
+    def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
+        from ._arrow import batch_rows
+
+        total = 0
+        cursor = conn.cursor()
+        try:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                names = batch.schema.names
+                per_statement = max(1, min(MAX_ROWS_PER_INSERT, MAX_PARAMETERS_PER_INSERT // len(names)))
+                rows = batch_rows(batch, self.param_converter)
+                for start in range(0, len(rows), per_statement):
+                    chunk = rows[start : start + per_statement]
+                    values = tuple(value for row in chunk for value in row)
+                    cursor.execute(self.multirow_insert_sql(table, names, len(chunk)), values)
+                total += batch.num_rows
+        finally:
+            cursor.close()
+        return total
+
+    def upsert_sql(
+        self, staging: TableRef, target: TableRef, columns: Sequence[str], keys: Sequence[str]
+    ) -> str:
+        others = [c for c in columns if c not in keys]
+        on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
+        insert = (
+            f"WHEN NOT MATCHED BY TARGET THEN INSERT ({self.column_list(columns)}) "
+            f"VALUES ({self.column_list(columns, 's.')})"
+        )
+        head = (
+            f"MERGE INTO {self.qualify(target)} WITH (HOLDLOCK) AS t "
+            f"USING {self.qualify(staging)} AS s ON {on} "
+        )
+        if not others:
+            return f"{head}{insert};"
+        changed = (
+            f"EXISTS (SELECT {self.column_list(others, 't.')} EXCEPT SELECT {self.column_list(others, 's.')})"
+        )
+        assignments = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in others)
+        return f"{head}WHEN MATCHED AND {changed} THEN UPDATE SET {assignments} {insert};"
+
+    # ----------------------------------------------------------------- append ledger
+    def ledger_table_sql(self, ledger: TableRef) -> str:
+        # A NONCLUSTERED key may span 1,700 bytes (a clustered one only 900), room for four NVARCHAR(200).
+        constraint = self.quote(self.helper_table(ledger, "__pk").name)
+        return (
+            super()
+            .ledger_table_sql(ledger)
+            .replace("PRIMARY KEY (", f"CONSTRAINT {constraint} PRIMARY KEY NONCLUSTERED (")
+        )
+
+    def ledger_text_type(self) -> str:
+        return "NVARCHAR(200)"
+
+    def ledger_timestamp_type(self) -> str:
+        return "DATETIME2(6)"

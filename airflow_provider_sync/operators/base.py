@@ -1,0 +1,92 @@
+"""What every per-table operator shares: its table's settings, connections, staging and manifests.
+
+Operators are thin: they read the previous task's manifest from XCom, call the engine (``pipeline/``) or a
+pure transform (``core/``), and return the next manifest, which Airflow stores as their XCom value. Nothing
+heavy is imported at module level so that DAG files parse fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_sync.config.resolve import TableSpec
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.staging.manifest import Manifest
+
+STAGING_ENV = "SYNC_STAGING_BASE"
+
+
+def split_table_name(qualified: str) -> tuple[str | None, str]:
+    """``"schema.table"`` → ``("schema", "table")``; ``"table"`` → ``(None, "table")``."""
+    schema, _, name = qualified.rpartition(".")
+    return (schema or None), name
+
+
+def default_staging_base() -> str:
+    home = os.environ.get("AIRFLOW_HOME") or os.path.expanduser("~/airflow")
+    return os.environ.get(STAGING_ENV) or f"file://{os.path.abspath(home)}/sync-staging"
+
+
+class SyncTableOperator(BaseOperator):
+    """Base of the operators that work on one table of a pipeline."""
+
+    template_fields: Sequence[str] = ("table_spec",)
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        table_spec: dict[str, Any],
+        pipeline_info: dict[str, Any],
+        input_task_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.table_spec = table_spec
+        self.pipeline_info = pipeline_info
+        self.input_task_id = input_task_id
+
+    @cached_property
+    def table(self) -> TableSpec:
+        return TableSpec.model_validate(self.table_spec)
+
+    @property
+    def pipeline_dag_id(self) -> str:
+        return str(self.pipeline_info["dag_id"])
+
+    def connection_info(self, conn_id: str) -> ConnectionInfo:
+        from airflow.sdk import BaseHook
+
+        from airflow_provider_sync.dialects.connection import ConnectionInfo
+
+        return ConnectionInfo.from_airflow(BaseHook.get_connection(conn_id))
+
+    def staging_root(self) -> Any:
+        from airflow_provider_sync.staging.files import staging_root
+
+        return staging_root(self.table.staging.base or default_staging_base())
+
+    def step_directory(self, context: Context, step: str) -> Any:
+        from airflow_provider_sync.staging.files import step_dir
+
+        return step_dir(self.staging_root(), self.pipeline_dag_id, context["run_id"], self.table.name, step)
+
+    def input_manifest(self, context: Context) -> Manifest:
+        from airflow_provider_sync.errors import TerminalError
+        from airflow_provider_sync.staging.manifest import Manifest
+
+        data = context["ti"].xcom_pull(task_ids=self.input_task_id)
+        if not data:
+            raise TerminalError(
+                f"no manifest from upstream task {self.input_task_id!r}; clear and re-run that task first"
+            )
+        return Manifest.from_json(data)

@@ -1,0 +1,50 @@
+"""CommitWatermarkOperator: advance the table's watermark once the load has committed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.operators.base import SyncTableOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CommitWatermarkOperator(SyncTableOperator):
+    """The last task of a table: stores the last ``(cursor, key)`` loaded, then removes the staged files.
+
+    It runs only after the load succeeded, so a failed run leaves the watermark where it was and the next
+    run re-reads the same rows (made harmless by upsert keys or the append ledger). Backfill and interval
+    runs, and the ``full`` strategy, leave the watermark alone.
+    """
+
+    ui_color = "#fdf1d6"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sync.core.watermark import Watermark
+        from airflow_provider_sync.pipeline.extract import manifest_watermark
+        from airflow_provider_sync.watermarks import read_in_task, variable_key, write_in_task
+
+        manifest = self.input_manifest(context)
+        key = variable_key(self.pipeline_dag_id, self.table.name)
+        stored = read_in_task(self.pipeline_dag_id, self.table.name)
+        previous = Watermark.from_json(stored, manifest.strategy, manifest.source_timezone) if stored else None
+        new = manifest_watermark(manifest, previous, run_id=context["run_id"])
+        before = previous.to_json() if previous else None
+        after = new.to_json() if new else None
+        if new is None or new == previous:
+            self.log.info("Watermark %s unchanged (%s)", key, after)
+        else:
+            write_in_task(self.pipeline_dag_id, self.table.name, after or {})
+            self.log.info("Watermark %s moved from %s to %s", key, before, after)
+        self.remove_staged_files(context)
+        return {"variable": key, "before": before, "after": after, "rows": manifest.rows}
+
+    def remove_staged_files(self, context: Context) -> None:
+        if self.table.staging.keep_committed:
+            return
+        from airflow_provider_sync.staging.files import remove_tree, safe_component
+
+        directory = self.step_directory(context, "extract").parent
+        remove_tree(directory)
+        self.log.info("Removed staged files under %s", safe_component(self.table.name))

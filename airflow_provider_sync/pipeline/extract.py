@@ -1,0 +1,325 @@
+"""Incremental extraction: one consistent snapshot, the high-water mark, keyset-ordered rows to staging."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.core.watermark import (
+    ExtractRange,
+    Watermark,
+    compute_range,
+    decode_value,
+    encode_value,
+    next_watermark,
+    normalize_cursor,
+    to_source_naive,
+)
+from airflow_provider_sync.dialects import get_dialect
+from airflow_provider_sync.dialects.types import Column, KeysetBounds
+from airflow_provider_sync.errors import TerminalError
+from airflow_provider_sync.staging.manifest import Manifest, StepRecord, schema_to_text
+
+from .progress import ProgressReporter
+from .specs import ExtractSpec
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_provider_sync.dialects.base import Dialect
+
+log = logging.getLogger(__name__)
+
+
+def open_connection(dialect: Dialect, spec: Any) -> Any:
+    return spec.connect() if spec.connect is not None else dialect.connect(spec.connection)
+
+
+@contextmanager
+def driver_errors(dialect: Dialect) -> Iterator[None]:
+    """Re-raise driver errors as TransientError/TerminalError with log-safe messages (no row values)."""
+    try:
+        yield
+    except Exception as exc:
+        translated = dialect.translate_error(exc)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+def _select_columns(spec: ExtractSpec, available: list[Column]) -> list[Column]:
+    by_name = {c.name: c for c in available}
+    wanted = list(spec.columns) or [c.name for c in available]
+    required = [*wanted, *([spec.cursor_column] if spec.cursor_column else []), *spec.key_columns]
+    missing = sorted({name for name in required if name not in by_name})
+    if missing:
+        raise TerminalError(
+            f"source {spec.label} has no column(s) {', '.join(missing)}; available: {', '.join(by_name)}"
+        )
+    return [by_name[name] for name in wanted]
+
+
+def _is_naive_timestamp(column: Column) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_timestamp(column.arrow_type) and column.arrow_type.tz is None
+
+
+def _to_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
+    """A bound value as the source column compares it (naive wall time for naive timestamp columns)."""
+    if isinstance(value, dt.datetime) and _is_naive_timestamp(column):
+        return to_source_naive(value, spec.source_timezone)
+    return value
+
+
+def _from_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
+    """A cursor value read from the source, normalised for the watermark (UTC for timestamps)."""
+    if spec.strategy == "timestamp" and value is not None:
+        return normalize_cursor(value, "timestamp", spec.source_timezone)
+    return value
+
+
+def _bounds(range_: ExtractRange, column: Column, spec: ExtractSpec, upto: Any = None) -> KeysetBounds:
+    end = range_.end if upto is None else upto
+    return KeysetBounds(
+        after_cursor=_to_source(range_.start, column, spec),
+        after_keys=range_.start_key,
+        after_inclusive=range_.start_inclusive,
+        upto_cursor=_to_source(end, column, spec),
+        before_cursor=_to_source(range_.end_exclusive, column, spec),
+    )
+
+
+def plan_range(
+    spec: ExtractSpec, lower: Watermark | ExtractRange | None, interval: tuple[Any, Any] | None = None
+) -> ExtractRange:
+    """The range to extract from a stored watermark (or an explicit range, or a data interval)."""
+    if isinstance(lower, ExtractRange):
+        return lower
+    return compute_range(
+        spec.strategy,
+        lower,
+        lag=spec.lag,
+        initial_value=spec.initial_value,
+        end_value=spec.end_value,
+        interval=interval,
+        source_timezone=spec.source_timezone,
+    )
+
+
+def extract_to_staging(
+    spec: ExtractSpec,
+    lower: Watermark | ExtractRange | None,
+    staging_dir: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    table: str | None = None,
+    interval: tuple[Any, Any] | None = None,
+    step: str = "extract",
+    logger: logging.Logger | None = None,
+    on_batch: Callable[[pa.RecordBatch], None] | None = None,
+) -> Manifest:
+    """Extract the rows after ``lower`` (a stored :class:`Watermark`, an explicit :class:`ExtractRange`,
+    or None for a first run) - or those in ``interval`` (``[start, end)``, for backfills) - into Arrow files
+    under ``staging_dir``, and return the manifest describing them.
+
+    Everything is read inside one snapshot: the high-water mark is taken first, then rows with
+    ``(cursor, key) > lower`` and ``cursor <= hwm`` are streamed in ``(cursor, key)`` order, so rows
+    committed meanwhile wait for the next run. ``on_batch`` is called after each staged batch.
+    """
+    logger = logger or log
+    dialect = get_dialect(spec.connection.conn_type)
+    range_ = plan_range(spec, lower, interval)
+    with driver_errors(dialect):
+        return _extract(spec, dialect, range_, staging_dir, dag_id, run_id, table, step, logger, on_batch)
+
+
+def _extract(
+    spec: ExtractSpec,
+    dialect: Dialect,
+    range_: ExtractRange,
+    staging_dir: Any,
+    dag_id: str,
+    run_id: str,
+    table: str | None,
+    step: str,
+    logger: logging.Logger,
+    on_batch: Callable[[pa.RecordBatch], None] | None,
+) -> Manifest:
+    from airflow_provider_sync.staging.files import StageWriter
+
+    conn = open_connection(dialect, spec)
+    try:
+        dialect.begin_snapshot(conn)
+        source = spec.source
+        available = (
+            dialect.get_columns(conn, source)
+            if not isinstance(source, str)
+            else dialect.query_columns(conn, source)
+        )
+        columns = _select_columns(spec, available)
+        keys = list(spec.key_columns)
+        if not keys and not isinstance(source, str):
+            keys = dialect.get_primary_key(conn, source)
+        from airflow_provider_sync.dialects._arrow import schema_of
+
+        schema = schema_of(columns)
+        counters: dict[str, int] = {}
+        hwm: Any = None
+        last: dict[str, Any] | None = None
+        writer = StageWriter(staging_dir, schema)
+        # A table-size estimate only means something when the whole table is read.
+        reads_all = range_.start is None and range_.end is None and range_.end_exclusive is None
+        total = dialect.estimate_rows(conn, source) if reads_all and not isinstance(source, str) else None
+        progress = ProgressReporter(logger, f"extract {spec.label}", total=total)
+        with writer:
+            if spec.strategy == "full":
+                query = dialect.full_query(source, [c.name for c in columns], keys)
+                _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
+            else:
+                assert spec.cursor_column is not None
+                cursor_column = {c.name: c for c in available}[spec.cursor_column]
+                hwm = dialect.scalar(
+                    conn,
+                    dialect.high_water_mark_query(
+                        source, spec.cursor_column, _bounds(range_, cursor_column, spec)
+                    ),
+                )
+                counters["null_cursor_rows"] = _null_cursor_rows(dialect, conn, spec, source, logger)
+                if hwm is not None:
+                    query = dialect.keyset_query(
+                        source,
+                        [c.name for c in columns],
+                        spec.cursor_column,
+                        keys,
+                        _bounds(range_, cursor_column, spec, upto=hwm),
+                    )
+                    last_row = _stream(
+                        dialect,
+                        conn,
+                        query,
+                        columns,
+                        spec,
+                        writer,
+                        progress,
+                        on_batch,
+                        track=[spec.cursor_column, *keys],
+                    )
+                    if last_row is not None:
+                        last = {
+                            "cursor": encode_value(_from_source(last_row[0], cursor_column, spec)),
+                            "key": [encode_value(v) for v in last_row[1:]],
+                        }
+                    hwm = _from_source(hwm, cursor_column, spec)
+                if (
+                    spec.null_policy == "include"
+                    and counters["null_cursor_rows"]
+                    and range_.mode != "interval"
+                ):
+                    query = dialect.null_cursor_query(
+                        source, [c.name for c in columns], spec.cursor_column, keys
+                    )
+                    _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
+        progress.finish()
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+    counters["rows"] = writer.rows
+    return Manifest(
+        dag_id=dag_id,
+        run_id=run_id,
+        table=table or spec.label,
+        step=step,
+        files=writer.files,
+        rows=writer.rows,
+        schema=schema_to_text(schema),
+        range=range_.to_json(),
+        high_water_mark=encode_value(hwm),
+        last=last,
+        strategy=spec.strategy,
+        cursor_column=spec.cursor_column,
+        key_columns=keys,
+        source_timezone=spec.source_timezone,
+        counters=counters,
+        history=[
+            StepRecord(
+                step,
+                writer.rows,
+                writer.rows,
+                details={
+                    "null_cursor_rows": counters.get("null_cursor_rows", 0),
+                    "null_policy": spec.null_policy,
+                },
+            )
+        ],
+    )
+
+
+def _null_cursor_rows(
+    dialect: Dialect, conn: Any, spec: ExtractSpec, source: Any, logger: logging.Logger
+) -> int:
+    assert spec.cursor_column is not None
+    count = int(
+        dialect.scalar(conn, dialect.count_query(source, f"{dialect.quote(spec.cursor_column)} IS NULL")) or 0
+    )
+    if count and spec.null_policy == "fail":
+        raise TerminalError(
+            f"{count} row(s) of {spec.label} have a NULL {spec.cursor_column} and null_policy is fail; "
+            "fix the source rows or set null_policy to exclude or include"
+        )
+    if count and spec.null_policy == "exclude":
+        logger.warning(
+            "%s: %d row(s) with a NULL %s were skipped (null_policy exclude)",
+            spec.label,
+            count,
+            spec.cursor_column,
+        )
+    return count
+
+
+def _stream(
+    dialect: Dialect,
+    conn: Any,
+    query: Any,
+    columns: list[Column],
+    spec: ExtractSpec,
+    writer: Any,
+    progress: ProgressReporter,
+    on_batch: Callable[[pa.RecordBatch], None] | None,
+    track: list[str] | None = None,
+) -> list[Any] | None:
+    """Stage every batch of ``query``; return the tracked columns' values of the last row."""
+    last: list[Any] | None = None
+    for batch in dialect.read_batches(conn, query, columns, spec.batch_size):
+        writer.write(batch)
+        progress.add(batch.num_rows)
+        if track and batch.num_rows:
+            last = [batch.column(batch.schema.get_field_index(name))[-1].as_py() for name in track]
+        if on_batch is not None:
+            on_batch(batch)
+    return last
+
+
+def manifest_watermark(
+    manifest: Manifest, previous: Watermark | None, run_id: str | None = None
+) -> Watermark | None:
+    """The watermark to commit once the manifest's rows are loaded (None for ``full`` and backfills,
+    which never move the live watermark)."""
+    range_mode = (manifest.range or {}).get("mode")
+    if manifest.strategy == "full" or range_mode == "interval":
+        return previous
+    if not manifest.last:
+        return previous
+    return next_watermark(
+        previous,
+        decode_value(manifest.last["cursor"]),
+        tuple(decode_value(v) for v in manifest.last.get("key", [])),
+        run_id=run_id or manifest.run_id,
+        rows=manifest.rows,
+    )

@@ -1,0 +1,380 @@
+"""Loading staged rows into the target: one transaction per run and table, all or nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.core.watermark import ExtractRange, boundary_label, decode_value, to_source_naive
+from airflow_provider_sync.dialects import get_dialect
+from airflow_provider_sync.dialects.types import LoadCounts, TableRef
+from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError, WatermarkError
+from airflow_provider_sync.staging.files import read_staged
+from airflow_provider_sync.staging.manifest import Manifest
+
+from .extract import driver_errors, open_connection
+from .progress import ProgressReporter
+from .specs import LoadSpec
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_provider_sync.dialects.base import Dialect
+
+log = logging.getLogger(__name__)
+
+# Which staged Arrow type families each target column family accepts.
+_ACCEPTS: dict[str, set[str]] = {
+    "bool": {"bool", "integer", "null"},
+    "integer": {"integer", "bool", "null"},
+    "float": {"integer", "float", "decimal", "null"},
+    "decimal": {"integer", "decimal", "float", "null"},
+    "timestamp": {"timestamp", "date", "null"},
+    "date": {"date", "timestamp", "null"},
+    "time": {"time", "null"},
+    "binary": {"binary", "null"},
+}
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load did. ``ledger_skipped``: the range was already loaded (append), nothing written."""
+
+    mode: str
+    rows_staged: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    ledger_skipped: bool = False
+    created_table: bool = False
+    range_start: str | None = None
+    range_end: str | None = None
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.inserted + self.updated
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_loaded": self.rows_loaded}
+
+
+def _family(kind: pa.DataType) -> str:
+    import pyarrow as pa
+
+    checks = [
+        ("bool", pa.types.is_boolean),
+        ("integer", pa.types.is_integer),
+        ("float", pa.types.is_floating),
+        ("decimal", pa.types.is_decimal),
+        ("timestamp", pa.types.is_timestamp),
+        ("date", pa.types.is_date),
+        ("time", pa.types.is_time),
+        ("null", pa.types.is_null),
+        ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)),
+    ]
+    return next((name for name, check in checks if check(kind)), "string")
+
+
+def check_compatible(
+    dialect: Dialect, conn: Any, target: TableRef, schema: pa.Schema, keys: tuple[str, ...]
+) -> None:
+    """Raise IncompatibleSchemaError naming every staged column the existing target cannot take."""
+    target_columns = {c.name: c for c in dialect.get_columns(conn, target)}
+    missing = [name for name in schema.names if name not in target_columns]
+    if missing:
+        raise IncompatibleSchemaError(
+            f"target table {target} has no column(s) {', '.join(missing)} (it has "
+            f"{', '.join(target_columns)}); add them to the target, or rename/drop them in a schema_map step"
+        )
+    mismatched = []
+    for field in schema:
+        column = target_columns[field.name]
+        accepted = _ACCEPTS.get(_family(column.arrow_type))
+        if accepted is not None and _family(field.type) not in accepted:
+            mismatched.append(f"{field.name} ({field.type} into {column.db_type})")
+    if mismatched:
+        raise IncompatibleSchemaError(
+            f"target table {target} cannot take column(s) {'; '.join(mismatched)}; change the target column "
+            "types or cast the columns in a schema_map step"
+        )
+    absent_keys = [k for k in keys if k not in schema.names]
+    if absent_keys:
+        raise IncompatibleSchemaError(
+            f"load keys {', '.join(absent_keys)} are not among the staged columns ({', '.join(schema.names)})"
+        )
+
+
+def _check_upsert_keys(dialect: Dialect, conn: Any, spec: LoadSpec) -> None:
+    """An upsert needs a unique constraint on exactly its keys; without one, MySQL would silently append
+    duplicates and PostgreSQL would refuse the statement."""
+    unique = dialect.get_unique_keys(conn, spec.target)
+    if not any(set(columns) == set(spec.keys) for columns in unique):
+        found = "; ".join(f"({', '.join(c)})" for c in unique) or "none"
+        raise IncompatibleSchemaError(
+            f"upsert keys ({', '.join(spec.keys)}) need a primary key or unique index on exactly those "
+            f"columns in target table {spec.target} (unique keys found: {found}); add one, or change keys"
+        )
+
+
+def _ensure_table(dialect: Dialect, conn: Any, spec: LoadSpec, schema: pa.Schema) -> bool:
+    """Create the target when missing (and allowed); check it can take the rows when present."""
+    if dialect.table_exists(conn, spec.target):
+        check_compatible(dialect, conn, spec.target, schema, spec.keys)
+        return False
+    if not spec.create_if_missing:
+        raise TerminalError(
+            f"target table {spec.target} does not exist and create_if_missing is false; create the table "
+            "or set create_if_missing: true"
+        )
+    dialect.execute(conn, dialect.create_table_sql(spec.target, schema, spec.keys)).close()
+    return True
+
+
+def _ddl_checkpoint(dialect: Dialect, conn: Any) -> None:
+    """Where DDL commits implicitly anyway, commit explicitly and start the data transaction afresh."""
+    if not dialect.capabilities.transactional_ddl:
+        conn.commit()
+        dialect.begin_write(conn)
+
+
+def load_from_staging(
+    spec: LoadSpec,
+    manifest: Manifest,
+    *,
+    logger: logging.Logger | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Load the manifest's staged rows into ``spec.target`` with ``spec.mode``, in one transaction.
+
+    ``append`` records the range in the ledger in the same transaction and skips a range already loaded;
+    ``upsert`` merges by ``spec.keys`` through a staging table, rewriting only changed rows; ``replace``
+    loads a new table and swaps it in. Any failure rolls back: the target is left as it was.
+    ``before_commit`` runs just before the commit (the place where the commit would be lost).
+    """
+    logger = logger or log
+    dialect = get_dialect(spec.connection.conn_type)
+    schema = manifest.arrow_schema
+    with driver_errors(dialect):
+        conn = open_connection(dialect, spec)
+        try:
+            dialect.begin_write(conn)
+            if spec.mode == "replace":
+                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit)
+            else:
+                result = _append_or_upsert(dialect, conn, spec, manifest, schema, logger, before_commit)
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+    logger.info("load %s (%s): %s", spec.target, spec.mode, json.dumps(result.to_json()))
+    return result
+
+
+def _batches(manifest: Manifest, logger: logging.Logger, label: str) -> Iterator[pa.RecordBatch]:
+    progress = ProgressReporter(logger, label, total=manifest.rows or None)
+    for batch in read_staged(manifest.files):
+        progress.add(batch.num_rows)
+        yield batch
+    progress.finish()
+
+
+def _append_or_upsert(
+    dialect: Dialect,
+    conn: Any,
+    spec: LoadSpec,
+    manifest: Manifest,
+    schema: pa.Schema,
+    logger: logging.Logger,
+    before_commit: Callable[[], None] | None,
+) -> LoadResult:
+    created = _ensure_table(dialect, conn, spec, schema)
+    if spec.mode == "upsert" and not created:
+        _check_upsert_keys(dialect, conn, spec)
+    _ddl_checkpoint(dialect, conn)
+    label = f"load {spec.target}"
+    if spec.mode == "upsert":
+        staging = dialect.create_staging_table(conn, spec.target, schema.names)
+        staged = dialect.bulk_insert(conn, staging, _batches(manifest, logger, label))
+        counts = dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
+        if before_commit:
+            before_commit()
+        conn.commit()
+        return LoadResult(
+            "upsert", manifest.rows, counts.inserted, counts.updated, counts.unchanged, created_table=created
+        )
+    range_start, range_end = _ledger_labels(manifest)
+    if _ledger_table(dialect, conn, spec):
+        _ddl_checkpoint(dialect, conn)
+    batches: Any = _batches(manifest, logger, label)
+    existing = _ledger_ends(dialect, conn, spec, manifest, range_start)
+    if range_end in existing:
+        logger.warning(
+            "load %s: range %s .. %s was already loaded (run %s); skipping it",
+            spec.target,
+            range_start,
+            range_end,
+            existing[range_end],
+        )
+        conn.rollback()
+        return LoadResult(
+            "append",
+            manifest.rows,
+            ledger_skipped=True,
+            created_table=created,
+            range_start=range_start,
+            range_end=range_end,
+        )
+    if existing and manifest.rows:
+        # A run from the same start committed a shorter range; load only the rows after its end.
+        batches = _after_loaded(batches, manifest, max(existing, key=_label_order))
+    try:
+        dialect.execute(
+            conn,
+            dialect.ledger_insert_query(
+                spec.ledger,
+                [
+                    spec.pipeline,
+                    manifest.table,
+                    range_start,
+                    range_end,
+                    manifest.run_id,
+                    manifest.rows,
+                    dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
+                ],
+            ),
+        ).close()
+    except Exception as exc:
+        if not dialect.is_unique_violation(exc):
+            raise
+        conn.rollback()
+        logger.warning(
+            "load %s: range %s .. %s was loaded concurrently; skipping it",
+            spec.target,
+            range_start,
+            range_end,
+        )
+        return LoadResult(
+            "append",
+            manifest.rows,
+            ledger_skipped=True,
+            created_table=created,
+            range_start=range_start,
+            range_end=range_end,
+        )
+    inserted = dialect.bulk_insert(conn, spec.target, batches)
+    if before_commit:
+        before_commit()
+    conn.commit()
+    counts = LoadCounts(inserted=inserted)
+    return LoadResult(
+        "append",
+        manifest.rows,
+        counts.inserted,
+        created_table=created,
+        range_start=range_start,
+        range_end=range_end,
+    )
+
+
+def _ledger_labels(manifest: Manifest) -> tuple[str, str]:
+    range_ = ExtractRange.from_json(manifest.range or {"mode": "full"})
+    if range_.mode == "full":
+        return f"full:{manifest.run_id}", f"full:{manifest.run_id}"
+    start = range_.label()
+    if manifest.last:
+        end = boundary_label(
+            decode_value(manifest.last["cursor"]),
+            tuple(decode_value(v) for v in manifest.last.get("key", [])),
+        )
+    else:
+        end = f"empty:{start}"
+    return start, end
+
+
+def _label_order(label: str) -> tuple[Any, ...]:
+    if label.startswith("sha256:"):
+        return ()
+    cursor, key, _inclusive = (decode_value(v) for v in json.loads(label))
+    return (cursor, *key)
+
+
+def _ledger_table(dialect: Dialect, conn: Any, spec: LoadSpec) -> bool:
+    if dialect.table_exists(conn, spec.ledger):
+        return False
+    dialect.execute(conn, dialect.ledger_table_sql(spec.ledger)).close()
+    return True
+
+
+def _ledger_ends(
+    dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, start: str
+) -> dict[str, str]:
+    cursor = dialect.execute(
+        conn, dialect.ledger_lookup_query(spec.ledger, spec.pipeline, manifest.table, start)
+    )
+    rows = cursor.fetchall()
+    cursor.close()
+    return {end: run_id for end, run_id in rows if not str(end).startswith(("empty:", "full:"))}
+
+
+def _after_loaded(
+    batches: Iterator[pa.RecordBatch], manifest: Manifest, loaded_end: str
+) -> Iterator[pa.RecordBatch]:
+    from airflow_provider_sync.core.batches import rows_after
+
+    if loaded_end.startswith("sha256:") or not manifest.cursor_column:
+        raise WatermarkError(
+            f"the ledger shows a shorter load of this range by an earlier run but its end ({loaded_end}) "
+            "cannot be compared; clear the watermark and the ledger rows of this table to re-sync"
+        )
+    cursor, key, _inclusive = (decode_value(v) for v in json.loads(loaded_end))
+    columns = [manifest.cursor_column, *manifest.key_columns][: 1 + len(key)]
+    field = manifest.arrow_schema.field(manifest.cursor_column)
+    if isinstance(cursor, dt.datetime) and field.type.tz is None:
+        cursor = to_source_naive(cursor, manifest.source_timezone)
+    for batch in batches:
+        yield rows_after(batch, columns, [cursor, *key])
+
+
+def _replace(
+    dialect: Dialect,
+    conn: Any,
+    spec: LoadSpec,
+    manifest: Manifest,
+    schema: pa.Schema,
+    logger: logging.Logger,
+    before_commit: Callable[[], None] | None,
+) -> LoadResult:
+    target = spec.target
+    loaded = dialect.helper_table(target, "__sync_new")
+    exists = dialect.table_exists(conn, target)
+    if not exists and not spec.create_if_missing:
+        raise TerminalError(
+            f"target table {target} does not exist and create_if_missing is false; create the table or set "
+            "create_if_missing: true"
+        )
+    dialect.execute(conn, dialect.drop_table_sql(loaded)).close()
+    like = dialect.create_like_sql(target, loaded) if exists else None
+    if exists:
+        check_compatible(dialect, conn, target, schema, spec.keys)
+    dialect.execute(conn, like or dialect.create_table_sql(loaded, schema, spec.keys)).close()
+    try:
+        _ddl_checkpoint(dialect, conn)
+        inserted = dialect.bulk_insert(conn, loaded, _batches(manifest, logger, f"load {target}"))
+        if before_commit:
+            before_commit()  # before the swap: where DDL is not transactional, the swap is the commit
+        _ddl_checkpoint(dialect, conn)
+        for statement in dialect.swap_tables_sql(target, loaded, exists):
+            dialect.execute(conn, statement).close()
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        if not dialect.capabilities.transactional_ddl:
+            dialect.execute(conn, dialect.drop_table_sql(loaded)).close()
+            conn.commit()
+        raise
+    return LoadResult("replace", manifest.rows, inserted, created_table=not exists)

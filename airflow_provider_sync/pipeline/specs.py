@@ -1,0 +1,96 @@
+"""What to extract and where to load it: plain frozen dataclasses the operators fill from YAML."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from airflow_provider_sync.core.watermark import STRATEGIES
+from airflow_provider_sync.dialects.connection import ConnectionInfo
+from airflow_provider_sync.dialects.types import TableRef
+from airflow_provider_sync.errors import TerminalError
+
+NULL_POLICIES = ("exclude", "include", "fail")
+LOAD_MODES = ("append", "replace", "upsert")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise TerminalError(f"{name} {value!r} is not allowed; use one of: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class ExtractSpec:
+    """One source table (or query) and how to read it incrementally.
+
+    ``connect`` (a zero-argument factory returning a DB-API connection, e.g. from an Airflow hook) takes
+    precedence over opening ``connection`` directly. ``columns`` empty means every column. ``key_columns``
+    empty means the table's primary key. ``lag`` is a timedelta for ``timestamp`` and a number for
+    ``sequence``/``version``.
+    """
+
+    connection: ConnectionInfo
+    table: str | None = None
+    schema: str | None = None
+    query: str | None = None
+    columns: tuple[str, ...] = ()
+    strategy: Literal["timestamp", "sequence", "version", "full"] = "timestamp"
+    cursor_column: str | None = None
+    key_columns: tuple[str, ...] = ()
+    lag: dt.timedelta | int | Decimal | None = None
+    initial_value: Any = None
+    end_value: Any = None
+    batch_size: int = 10_000
+    null_policy: Literal["exclude", "include", "fail"] = "exclude"
+    source_timezone: str = "UTC"
+    connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("null_policy", self.null_policy, NULL_POLICIES)
+        if (self.table is None) == (self.query is None):
+            raise TerminalError("an extraction needs exactly one of table or query")
+        if self.strategy != "full" and not self.cursor_column:
+            raise TerminalError(f"strategy {self.strategy!r} needs cursor_column (or use strategy full)")
+        if self.batch_size <= 0:
+            raise TerminalError(f"batch_size must be a positive number of rows, got {self.batch_size}")
+
+    @property
+    def source(self) -> TableRef | str:
+        return TableRef(self.table, self.schema) if self.table is not None else str(self.query)
+
+    @property
+    def label(self) -> str:
+        return str(TableRef(self.table, self.schema)) if self.table else "query"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """Where and how staged rows land. ``pipeline`` identifies the pipeline in the append ledger."""
+
+    connection: ConnectionInfo
+    table: str
+    schema: str | None = None
+    mode: Literal["append", "replace", "upsert"] = "upsert"
+    keys: tuple[str, ...] = ()
+    create_if_missing: bool = True
+    pipeline: str = "default"
+    ledger_table: str = "sync_ledger"
+    ledger_schema: str | None = None
+    connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("mode", self.mode, LOAD_MODES)
+        if self.mode == "upsert" and not self.keys:
+            raise TerminalError("mode upsert needs keys (the columns that identify a row in the target)")
+
+    @property
+    def target(self) -> TableRef:
+        return TableRef(self.table, self.schema)
+
+    @property
+    def ledger(self) -> TableRef:
+        return TableRef(self.ledger_table, self.ledger_schema or self.schema)

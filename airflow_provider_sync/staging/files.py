@@ -1,0 +1,146 @@
+"""Arrow IPC stream files on object storage, one folder per DAG run, table and step.
+
+Layout: ``<base>/<dag_id>/<run_id>/<table>/<step>/part-00000.arrow``. Paths are ``ObjectStoragePath``
+(any fsspec URL: file://, s3://, gs://...) or, for plain local paths, ``pathlib.Path``; both offer the
+``/``, ``mkdir``, ``open``, ``iterdir``, ``exists``, ``unlink`` and ``rmdir`` interface used here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+DEFAULT_COMPRESSION = "zstd"
+DEFAULT_ROWS_PER_FILE = 1_000_000
+
+
+def staging_root(base_url: str) -> Any:
+    """An ``airflow.sdk.ObjectStoragePath`` for any fsspec URL (``file:///tmp/x``, ``s3://bucket/p``)."""
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(base_url)
+
+
+def as_path(url: str) -> Any:
+    """The path object for a staged file URL as written into a manifest."""
+    if url.startswith("/"):
+        return Path(url)
+    return staging_root(url)
+
+
+def safe_component(text: str) -> str:
+    """A path component that is safe on every object store (run ids contain ':' and '+')."""
+    cleaned = _UNSAFE.sub("_", text).strip("._")
+    return cleaned or "_"
+
+
+def step_dir(root: Any, dag_id: str, run_id: str, table: str, step: str) -> Any:
+    return (
+        root / safe_component(dag_id) / safe_component(run_id) / safe_component(table) / safe_component(step)
+    )
+
+
+def run_dir(root: Any, dag_id: str, run_id: str) -> Any:
+    return root / safe_component(dag_id) / safe_component(run_id)
+
+
+class StageWriter:
+    """Writes record batches as compressed Arrow IPC stream files, starting a new part file every
+    ``rows_per_file`` rows. Use as a context manager; ``files`` lists the URLs written."""
+
+    def __init__(
+        self,
+        directory: Any,
+        schema: pa.Schema,
+        *,
+        compression: str = DEFAULT_COMPRESSION,
+        rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+    ) -> None:
+        import pyarrow as pa
+
+        self.directory = directory
+        self.schema = schema
+        self.rows_per_file = rows_per_file
+        self.options = pa.ipc.IpcWriteOptions(compression=compression)
+        self.files: list[str] = []
+        self.rows = 0
+        self._rows_in_file = 0
+        self._handle: Any = None
+        self._writer: Any = None
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _open_next(self) -> None:
+        import pyarrow as pa
+
+        self._close_current()
+        path = self.directory / f"part-{len(self.files):05d}.arrow"
+        self._handle = path.open("wb")
+        self._writer = pa.ipc.new_stream(self._handle, self.schema, options=self.options)
+        self.files.append(str(path))
+        self._rows_in_file = 0
+
+    def _close_current(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._handle.close()
+            self._writer = self._handle = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None or self._rows_in_file >= self.rows_per_file:
+            self._open_next()
+        if batch.schema != self.schema:
+            batch = batch.cast(self.schema) if batch.schema.names == self.schema.names else batch
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+        self._rows_in_file += batch.num_rows
+
+    def close(self) -> None:
+        if not self.files:
+            self._open_next()  # an empty step still yields one file carrying the schema
+        self._close_current()
+
+    def __enter__(self) -> StageWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def read_staged(files: Iterable[str]) -> Iterator[pa.RecordBatch]:
+    """Yield the record batches of staged files in order, one batch in memory at a time."""
+    import pyarrow as pa
+
+    for url in files:
+        with as_path(url).open("rb") as handle:
+            reader = pa.ipc.open_stream(handle)
+            yield from reader
+
+
+def remove_tree(path: Any) -> None:
+    """Delete a staged folder and everything under it (no error when it does not exist)."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        for child in list(path.iterdir()):
+            remove_tree(child)
+        path.rmdir()
+    else:
+        path.unlink()
+
+
+def cleanup_run(root: Any, dag_id: str, run_id: str) -> bool:
+    """Remove a committed run's staged data; returns whether anything was removed. Call it only after
+    the run committed: a failed run's data stays for inspection and retries."""
+    directory = run_dir(root, dag_id, run_id)
+    existed = bool(directory.exists())
+    remove_tree(directory)
+    return existed

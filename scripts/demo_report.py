@@ -1,0 +1,67 @@
+"""Print what one demo run moved: task results, the watermark Variable and the audit rows.
+
+    python scripts/demo_report.py DEMO_DIR RUN_NUMBER
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+DAG_ID, TABLE = "demo_orders", "orders"
+
+
+def latest_run_results() -> tuple[str, dict[str, object]]:
+    from airflow.models import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        run = session.scalars(
+            select(DagRun).where(DagRun.dag_id == DAG_ID).order_by(DagRun.id.desc()).limit(1)
+        ).one()
+        rows = session.scalars(
+            select(XComModel).where(XComModel.dag_id == DAG_ID, XComModel.run_id == run.run_id)
+        ).all()
+        values = {row.task_id: row.value for row in rows}
+        return f"{run.run_id} ({run.state})", values
+
+
+def decoded(value: object) -> dict:
+    return json.loads(value) if isinstance(value, str) else dict(value or {})  # type: ignore[arg-type]
+
+
+def main(demo_dir: str, run_number: str) -> None:
+    from airflow.models import Variable
+
+    run, results = latest_run_results()
+    extract = decoded(results.get(f"{TABLE}.extract"))
+    load = decoded(results.get(f"{TABLE}.load"))
+    print(f"run {run_number}: {run}")
+    print(f"  extracted {extract.get('rows')} rows in range {json.dumps(extract.get('range'), default=str)}")
+    details = next((h.get("details", {}) for h in load.get("history", []) if h.get("step") == "load"), {})
+    print(f"  loaded: {details.get('inserted')} inserted, {details.get('updated')} updated, "
+          f"{details.get('unchanged')} unchanged")
+    watermark = Variable.get(f"sync:{DAG_ID}:{TABLE}", default_var=None)
+    print(f"  watermark sync:{DAG_ID}:{TABLE} = {watermark}")
+    warehouse = Path(demo_dir) / "warehouse.db"
+    with sqlite3.connect(warehouse) as db:
+        (count,) = db.execute('SELECT COUNT(*) FROM "orders"').fetchone()
+        print(f"  warehouse now holds {count} orders")
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "sync_audit" in tables:
+            cursor = db.execute(
+                "SELECT step, status, rows_extracted, rows_loaded, watermark_after FROM sync_audit "
+                "WHERE run_id = (SELECT run_id FROM sync_audit ORDER BY started_at DESC LIMIT 1) "
+                "ORDER BY started_at"
+            )
+            print("  audit rows (step, status, rows extracted, rows loaded, watermark after):")
+            for row in cursor:
+                print(f"    {row}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
