@@ -17,7 +17,8 @@ STATUSES = ("new", "paid", "shipped", "cancelled")
 
 
 def _stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    # The text form Python's sqlite3 module has always written: microseconds only when not zero.
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
 
 
 def seed(path: str, count: int = 1000) -> None:
@@ -58,7 +59,9 @@ def change(path: str) -> None:
 
 def _digest(path: str) -> tuple[int, str]:
     with sqlite3.connect(path) as db:
-        rows = db.execute("SELECT id, customer_email, printf('%.2f', amount), status, note, updated_at FROM orders ORDER BY id")
+        rows = db.execute(
+            "SELECT id, customer_email, printf('%.2f', amount), status, note, updated_at FROM orders ORDER BY id"
+        )
         digest, count = hashlib.sha256(), 0
         for row in rows:
             digest.update(repr(row).encode())

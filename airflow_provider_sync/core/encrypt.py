@@ -277,9 +277,11 @@ class Encryptor:
             name: spec.context or field_context(bound_table, name) for name, spec in step.columns.items()
         }
         self.values_encrypted = 0
+        self.rows = 0
 
     def encrypt(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         _check_columns(batch, self.step.columns)
+        self.rows += batch.num_rows
         new = {}
         for name, spec in self.step.columns.items():
             values = batch.column(name)
@@ -295,6 +297,8 @@ class Encryptor:
     def metadata(self) -> dict[str, Any]:
         """Columns, modes and key id used, and how many values were encrypted (never keys or values)."""
         return {
+            "rows_in": self.rows,
+            "rows_out": self.rows,
             "columns_encrypted": {name: spec.mode for name, spec in self.step.columns.items()},
             "key_ids": [self.keyring.primary_id],
             "values_encrypted": self.values_encrypted,

@@ -26,6 +26,7 @@ pyarrow is imported lazily so that YAML validation can check expressions without
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -194,6 +195,13 @@ def _check_call(node: ast.Call, text: str, columns: set[str]) -> None:
             raise ExpressionError(
                 f"expression {text!r}: argument {position + 1} of {name}() must be a literal"
             )
+    if name == "matches" and isinstance(node.args[1], ast.Constant):
+        try:
+            re.compile(str(node.args[1].value))
+        except re.error as exc:
+            raise ExpressionError(
+                f"expression {text!r}: the pattern of matches() does not compile: {exc}"
+            ) from None
     if name == "col":
         arg = node.args[0]
         if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):

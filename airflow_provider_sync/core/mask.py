@@ -13,7 +13,6 @@ from the secret, so a hash never equals a token of the same value.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 from typing import Any
@@ -171,12 +170,11 @@ def hmac_hex(values: pa.Array, key: bytes) -> pa.Array:
 
 
 def tokenize(values: pa.Array, key: bytes, prefix: str = "tok_") -> pa.Array:
-    """``<prefix>`` + 32 lower-case base32 characters (160 bits of HMAC-SHA-256)."""
-    encode = base64.b32encode
-    out = [
-        None if digest is None else prefix + encode(digest[:20]).decode().lower()
-        for digest in _hmac_sha256_all(values, key)
-    ]
+    """``<prefix>`` + 32 lower-case hex characters (128 bits of HMAC-SHA-256).
+
+    Lower case only, so tokens stay distinct under case-insensitive collations (MySQL's defaults).
+    """
+    out = [None if digest is None else prefix + digest[:16].hex() for digest in _hmac_sha256_all(values, key)]
     return pa.array(out, pa.string())
 
 
@@ -193,6 +191,7 @@ class Masker:
             )
         self._hash_key = _derive(secret, "hash") if needs_secret and secret else b""
         self._token_key = _derive(secret, "tokenize") if needs_secret and secret else b""
+        self.rows = 0
 
     def mask(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """The batch with every configured column masked; other columns untouched, order kept."""
@@ -204,6 +203,7 @@ class Masker:
             )
         arrays = []
         fields = []
+        self.rows += batch.num_rows
         for index, name in enumerate(names):
             values = batch.column(index)
             rule = self.step.columns.get(name)
@@ -255,5 +255,9 @@ class Masker:
         return pa.schema(fields, metadata=schema.metadata)
 
     def metadata(self) -> dict[str, Any]:
-        """Which columns were masked and how (for the manifest; no values, no secret)."""
-        return {"columns_masked": {name: rule.strategy for name, rule in self.step.columns.items()}}
+        """Rows seen and which columns were masked how (for the manifest; no values, no secret)."""
+        return {
+            "rows_in": self.rows,
+            "rows_out": self.rows,
+            "columns_masked": {name: rule.strategy for name, rule in self.step.columns.items()},
+        }

@@ -24,7 +24,6 @@ DIALECTS: dict[str, str] = {
     "mssql": "airflow_provider_sync.dialects.mssql:MSSQLDialect",
     "oracle": "airflow_provider_sync.dialects.oracle:OracleDialect",
     "clickhouse": "airflow_provider_sync.dialects.clickhouse:ClickHouseDialect",
-    "kafka": "airflow_provider_sync.dialects.kafka:KafkaDialect",
 }
 
 #: The pip extra that brings each dialect's driver.

@@ -96,8 +96,9 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
 
     @abc.abstractmethod
     def begin_snapshot(self, conn: Any) -> None:
-        """Start a read-only transaction in which every following query sees one consistent snapshot
-        (REPEATABLE READ or stronger). Extraction takes the high-water mark and reads rows inside it."""
+        """Start a transaction (read-only where the database allows it) in which every following query
+        sees one consistent snapshot (REPEATABLE READ or stronger). Extraction takes the high-water mark
+        and reads rows inside it. The connection is used for nothing else afterwards."""
 
     def begin_write(self, conn: Any) -> None:
         """Start the write transaction of a load. DB-API drivers open one implicitly; dialects whose

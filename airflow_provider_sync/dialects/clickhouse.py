@@ -8,7 +8,9 @@ ClickHouse has no multi-statement transactions, so the correctness contract rest
 * ``append``: the ledger is a ``ReplacingMergeTree`` keyed on the range. Its row is held back until
   ``commit`` (so it is written only after the data), and the data inserts that follow it carry an
   ``insert_deduplication_token`` derived from the range; tables created here keep a deduplication window,
-  so a retried range that failed half-way re-inserts nothing twice.
+  so a retried range that failed half-way re-inserts nothing twice. (Replicated tables deduplicate by
+  default; for an existing non-replicated table run ``ALTER TABLE t MODIFY SETTING
+  non_replicated_deduplication_window = 1000``.)
 
 Connection: host/port/login/password/database of the Airflow connection (HTTP port 8123 by default);
 extra keys ``dsn`` (used as-is, e.g. ``chdb:///var/lib/chdb``), ``secure``, ``interface`` and ``settings``.
@@ -25,7 +27,7 @@ from airflow_provider_sync.errors import TerminalError
 
 from .base import Capabilities, Dialect
 from .clickhouse_connection import ClickHouseConnection, LedgerInsert, bind_values
-from .types import Column, Query, TableRef
+from .types import Binder, Column, Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -96,7 +98,8 @@ class ClickHouseDialect(Dialect):
 
     def begin_snapshot(self, conn: Any) -> None:
         """ClickHouse has no multi-query snapshot. Extraction stays correct without one: the upper bound
-        (high-water mark) excludes rows inserted after it was taken, and merges never change visible data."""
+        (high-water mark) excludes rows inserted after it was taken, and merges only drop superseded
+        versions of a key, whose newest version is still read."""
 
     def set_insert_scope(self, conn: ClickHouseConnection, scope: str) -> None:
         """Name the unit of work the next inserts belong to (e.g. ``pipeline:table:range_start:range_end``).
@@ -119,21 +122,17 @@ class ClickHouseDialect(Dialect):
     def query_columns(self, conn: Any, sql: str) -> list[Column]:
         cursor = self.execute(conn, f"DESCRIBE TABLE ({sql})")
         rows = cursor.fetchall()
-        return [
-            Column(row[0], row[1], self.arrow_type(row[1]), row[1].startswith("Nullable(")) for row in rows
-        ]
+        return [Column(row[0], row[1], self.arrow_type(row[1]), "Nullable(" in row[1]) for row in rows]
 
     # ----------------------------------------------------------------- identifiers and introspection
     def quote(self, identifier: str) -> str:
         # ClickHouse processes backslash escapes inside quoted identifiers.
         return super().quote(identifier.replace("\\", "\\\\"))
 
-    def _schema_expr(self, table: TableRef, bind: Any) -> str:
+    def _schema_expr(self, table: TableRef, bind: Binder) -> str:
         return bind(table.schema) if table.schema else "currentDatabase()"
 
     def get_columns(self, conn: Any, table: TableRef) -> list[Column]:
-        from .base import Binder
-
         bind = Binder(self.capabilities.param_style)
         sql = (
             f"SELECT name, type FROM system.columns WHERE database = {self._schema_expr(table, bind)} "
@@ -143,13 +142,9 @@ class ClickHouseDialect(Dialect):
         rows = cursor.fetchall()
         if not rows:
             raise TerminalError(f"ClickHouse table {table} does not exist or has no columns")
-        return [
-            Column(name, kind, self.arrow_type(kind), kind.startswith("Nullable(")) for name, kind in rows
-        ]
+        return [Column(name, kind, self.arrow_type(kind), "Nullable(" in kind) for name, kind in rows]
 
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
-        from .base import Binder
-
         bind = Binder(self.capabilities.param_style)
         sql = (
             f"SELECT primary_key FROM system.tables WHERE database = {self._schema_expr(table, bind)} "

@@ -84,7 +84,9 @@ class MSSQLDialect(Dialect):
         from . import require_driver
 
         pymssql: Any = require_driver("mssql")
-        options = {key: value for key, value in info.extra.items() if key in _CONNECT_OPTIONS}
+        # TDS 7.3+ returns DATE/TIME/DATETIME2/DATETIMEOFFSET as Python values instead of strings.
+        options = {"tds_version": "7.4"}
+        options.update({key: value for key, value in info.extra.items() if key in _CONNECT_OPTIONS})
         return pymssql.connect(
             server=info.host or "localhost",
             port=str(info.port or 1433),

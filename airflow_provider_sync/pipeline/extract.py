@@ -50,11 +50,17 @@ def driver_errors(dialect: Dialect) -> Iterator[None]:
         raise translated from None
 
 
-def _select_columns(spec: ExtractSpec, available: list[Column]) -> list[Column]:
+def _select_columns(spec: ExtractSpec, available: list[Column], keys: list[str]) -> list[Column]:
+    """The configured columns, plus the cursor and key columns when left out: the watermark and the
+    append ledger need them in the staged data."""
     by_name = {c.name: c for c in available}
     wanted = list(spec.columns) or [c.name for c in available]
-    required = [*wanted, *([spec.cursor_column] if spec.cursor_column else []), *spec.key_columns]
-    missing = sorted({name for name in required if name not in by_name})
+    wanted += [
+        c
+        for c in dict.fromkeys([*([spec.cursor_column] if spec.cursor_column else []), *keys])
+        if c not in wanted
+    ]
+    missing = [name for name in wanted if name not in by_name]
     if missing:
         raise TerminalError(
             f"source {spec.label} has no column(s) {', '.join(missing)}; available: {', '.join(by_name)}"
@@ -161,10 +167,10 @@ def _extract(
             if not isinstance(source, str)
             else dialect.query_columns(conn, source)
         )
-        columns = _select_columns(spec, available)
         keys = list(spec.key_columns)
         if not keys and not isinstance(source, str):
             keys = dialect.get_primary_key(conn, source)
+        columns = _select_columns(spec, available, keys)
         from airflow_provider_sync.dialects._arrow import schema_of
 
         schema = schema_of(columns)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airflow_provider_sync.config.identifiers import ConnectionId, Identifier, QualifiedName
 from airflow_provider_sync.config.steps import StepSpec, register_step
-from airflow_provider_sync.core.secret_guard import reject_inline_secrets
+from airflow_provider_sync.core.secret_guard import redact_inline_secrets, reject_inline_secrets
 
 EncryptionMode = Literal["randomized", "deterministic"]
 
@@ -77,6 +77,12 @@ class EncryptStep(BaseModel):
                 expanded[name] = spec
             data = {**data, "columns": expanded}
         return data
+
+    # Defined last so it runs first: secrets are gone from the input that errors report.
+    @model_validator(mode="before")
+    @classmethod
+    def _redact(cls, data: Any) -> Any:
+        return redact_inline_secrets(data, frozenset({"columns"}))
 
 
 register_step(

@@ -10,7 +10,7 @@ Example::
           card_number: {strategy: partial, keep_first: 0, keep_last: 4}
           ssn: redact
           notes: null
-          customer_id: tokenize              # tok_<base32>, same input -> same token everywhere
+          customer_id: tokenize              # tok_<32 hex>, same input -> same token everywhere
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airflow_provider_sync.config.identifiers import ConnectionId, Identifier
 from airflow_provider_sync.config.steps import StepSpec, register_step
-from airflow_provider_sync.core.secret_guard import reject_inline_secrets
+from airflow_provider_sync.core.secret_guard import redact_inline_secrets, reject_inline_secrets
 
 _STRICT = ConfigDict(extra="forbid")
 SECRET_STRATEGIES = frozenset({"hash", "tokenize", "pseudonym"})
@@ -82,8 +82,10 @@ class HashMask(BaseModel):
 
 
 class TokenizeMask(BaseModel):
-    """Deterministic pseudonym ``<prefix><base32 HMAC>``: same input and secret give the same token in
-    every table and run, so joins survive."""
+    """Deterministic pseudonym ``<prefix><32 hex characters>``: same input and secret, same token.
+
+    Tokens are keyed HMACs, equal in every table and run, so joins and referential integrity survive.
+    """
 
     model_config = _STRICT
     strategy: Literal["tokenize", "pseudonym"]
@@ -128,6 +130,12 @@ class MaskStep(BaseModel):
                 expanded[name] = rule
             data = {**data, "columns": expanded}
         return data
+
+    # Defined last so it runs first: secrets are gone from the input that errors report.
+    @model_validator(mode="before")
+    @classmethod
+    def _redact(cls, data: Any) -> Any:
+        return redact_inline_secrets(data, frozenset({"columns"}))
 
     @model_validator(mode="after")
     def _secret_when_needed(self) -> MaskStep:

@@ -109,11 +109,16 @@ class LookupSpec(BaseModel):
 
 
 class SchemaMapStep(BaseModel):
-    """Rename, convert, derive and enrich columns; see the module docs for the order of operations."""
+    """Rename, convert, derive and enrich columns (in the order given under ``rename``)."""
 
     model_config = _STRICT
 
-    rename: dict[Identifier, Identifier] = Field(default_factory=dict, description="Old name → new name.")
+    rename: dict[Identifier, Identifier] = Field(
+        default_factory=dict,
+        description="Old name → new name. Runs first; the other operations then run in this order, using "
+        "the new names: normalize, parse_dates, cast, split, concat, lookup, derive, defaults, constants, "
+        "drop, select.",
+    )
     normalize: dict[Identifier, Normalizer | list[Normalizer]] = Field(
         default_factory=dict,
         description="Normalisers per column, applied in order: trim, lower, upper, email (trim + lower), "

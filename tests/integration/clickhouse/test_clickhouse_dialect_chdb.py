@@ -213,3 +213,18 @@ def test_append_retry_of_the_same_range_adds_nothing_twice(
     # Outside a ledger scope, identical rows are new data (no content-based de-duplication).
     dialect.bulk_insert(conn, target, batches[:1])
     assert conn.client.command(f"SELECT count() FROM {database}.orders_append") == 1500
+
+
+def test_query_sources_report_their_column_types(
+    dialect: ClickHouseDialect, conn: Any, database: str
+) -> None:
+    table = TableRef("typed", database)
+    _create(dialect, conn, table)
+    columns = dialect.query_columns(
+        conn, f"SELECT id, amount, updated_at FROM {database}.typed WHERE id > 10"
+    )
+    assert [(c.name, c.arrow_type) for c in columns] == [
+        ("id", pa.int64()),
+        ("amount", pa.decimal128(12, 2)),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]

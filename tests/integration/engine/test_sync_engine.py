@@ -487,3 +487,14 @@ def test_first_run_progress_uses_the_row_estimate(
     with caplog.at_level(logging.INFO, logger="airflow_provider_sync"):
         sync.extract(None)
     assert any("done, 1,000 rows" in r.getMessage() for r in caplog.records)
+
+
+def test_column_subset_keeps_cursor_and_key_and_names_unknown_columns(make_db: Any, tmp_path: Path) -> None:
+    source = make_db("sqlite")
+    make_orders(source, [(1, "a", T0), (2, "b", T0)])
+    sync = Sync(source, source, tmp_path, "orders", "unused")
+    manifest = sync.extract(None, spec={"columns": ("name",)})
+    assert manifest.arrow_schema.names == ["name", "updated_at", "id"]
+    assert manifest.last == {"cursor": {"timestamp": T0.isoformat()}, "key": [2]}
+    with pytest.raises(TerminalError, match="has no column\\(s\\) nope; available: id, name, updated_at"):
+        sync.extract(None, spec={"columns": ("name", "nope")})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.errors import TransientError
 from airflow_provider_sync.publish.kafka import KafkaPublisher, KafkaTargetSpec
 
@@ -21,9 +21,8 @@ ROWS = 10_000
 BATCH_ROWS = 2_500
 
 
-@dataclass
-class KafkaConnection:
-    extra: dict[str, Any] = field(default_factory=dict)
+def KafkaConnection(extra: dict[str, Any]) -> ConnectionInfo:
+    return ConnectionInfo(conn_type="kafka", extra=extra)
 
 
 def _orders_batches() -> list[pa.RecordBatch]:

@@ -181,6 +181,8 @@ def test_encryptor_schema_metadata_and_missing_columns() -> None:
     out = encryptor.encrypt(batch)
     assert encryptor.output_schema(batch.schema) == out.schema
     assert encryptor.metadata() == {
+        "rows_in": 3,
+        "rows_out": 3,
         "columns_encrypted": {"n": "randomized"},
         "key_ids": ["k7"],
         "values_encrypted": 2,

@@ -93,6 +93,7 @@ def test_expression_lists_referenced_columns() -> None:
         ("a + " * 3000 + "a", "longer than"),
         ("b'bytes' == s", "not supported"),
         ("col(s)", "literal"),
+        ("matches(s, '(unclosed')", "does not compile"),
     ],
 )
 def test_expression_refuses_unsafe_or_invalid_text(text: str, message: str) -> None:

@@ -152,7 +152,11 @@ def test_output_schema_and_metadata() -> None:
     out = masker.mask(batch)
     assert masker.output_schema(batch.schema) == out.schema
     assert out.schema.field("id").type == pa.string()
-    assert masker.metadata() == {"columns_masked": {"id": "tokenize", "n": "null", "e": "email"}}
+    assert masker.metadata() == {
+        "rows_in": 1,
+        "rows_out": 1,
+        "columns_masked": {"id": "tokenize", "n": "null", "e": "email"},
+    }
 
 
 def test_missing_column_is_named() -> None:

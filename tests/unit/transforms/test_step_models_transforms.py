@@ -20,7 +20,6 @@ from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
 from airflow_provider_sync.config.steps.validate import ValidateStep
 from airflow_provider_sync.core.secret_guard import looks_like_key_material
 
-
 BASE64_KEY = base64.b64encode(os.urandom(32)).decode()
 BASE64_40 = base64.b64encode(b"x" * 40).decode()
 
@@ -262,3 +261,23 @@ def test_config_modules_do_not_load_pyarrow_or_cryptography() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("model", [MaskStep, EncryptStep])
+def test_inline_key_never_appears_in_the_validation_error(model: type[BaseModel]) -> None:
+    data = {
+        "keyring_conn_id": "k",
+        "secret_conn_id": "s",
+        "columns": {"a": {"strategy": "hash"} if model is MaskStep else "randomized"},
+        "secret": "hunter2-but-longer",
+        "options": {"nested": BASE64_KEY},
+    }
+    if model is EncryptStep:
+        del data["secret_conn_id"]
+    else:
+        del data["keyring_conn_id"]
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    shown = str(caught.value) + repr(caught.value.errors())
+    assert "hunter2" not in shown and BASE64_KEY not in shown
+    assert "must not be written in the pipeline file" in shown
