@@ -10,6 +10,8 @@ AES-256-GCM key and the AES-SIV key are derived from it with HKDF-SHA-256 under 
 key serves both modes without the two ever sharing key bytes. Create a new key with
 ``python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())"``; to rotate, add it
 under a new id, make it primary, and keep the old one until a re-encrypt run has moved every value.
+Randomized (GCM) encryption uses random 96-bit nonces, so rotate well before one key has encrypted about
+four billion (2**32) values.
 """
 
 from __future__ import annotations

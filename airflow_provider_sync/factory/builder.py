@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
 LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
 COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
+AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
+AUDIT_FAILED_RUN_CALLBACK = "airflow_provider_sync.operators.audit.audit_failed_run"
 
 
 def _import(dotted: str) -> Any:
@@ -53,6 +55,11 @@ def default_args(pipeline: Pipeline) -> dict[str, Any]:
     from airflow_provider_sync.callbacks import task_kwargs_from_alerts
 
     args.update(task_kwargs_from_alerts(model.alerts, dag_id=model.dag_id))
+    audit_callback = _import(AUDIT_FAILED_RUN_CALLBACK)
+    alert_callbacks = args.get("on_failure_callback") or []
+    if not isinstance(alert_callbacks, list):
+        alert_callbacks = [alert_callbacks]
+    args["on_failure_callback"] = [audit_callback, *alert_callbacks]
     return args
 
 
@@ -103,7 +110,7 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     with TaskGroup(group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}") as group:
         extract = _import(EXTRACT_OPERATOR)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
         previous = extract
-        used: set[str] = {"extract", "load", "commit_watermark"}
+        used: set[str] = {"extract", "load", "commit_watermark", "audit"}
         specs = step_specs()
         for step in table.steps:
             ((step_type, body),) = step.items()
@@ -123,7 +130,11 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
         commit = _import(COMMIT_OPERATOR)(
             task_id="commit_watermark", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
         )
-        previous >> load >> commit
+        audit = _import(AUDIT_OPERATOR)(
+            task_id="audit", table_spec=spec, pipeline_info=info, input_task_id=commit.task_id,
+            manifest_task_id=load.task_id,
+        )
+        previous >> load >> commit >> audit
     return group
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +37,23 @@ def default_staging_base() -> str:
     return os.environ.get(STAGING_ENV) or f"file://{os.path.abspath(home)}/sync-staging"
 
 
+@dataclass
+class StepOutcome:
+    """What a step hands on: its XCom value, and the counts that go into its audit row."""
+
+    xcom: dict[str, Any]
+    audit: dict[str, Any] = field(default_factory=dict)
+
+
 class SyncTableOperator(BaseOperator):
-    """Base of the operators that work on one table of a pipeline."""
+    """Base of the operators that work on one table of a pipeline.
+
+    ``execute`` wraps :meth:`run` so that every try of every step leaves an audit row, success or failure.
+    """
 
     template_fields: Sequence[str] = ("table_spec",)
     ui_color = "#e8f1fb"
+    audit_step = "step"
 
     def __init__(
         self,
@@ -90,3 +103,18 @@ class SyncTableOperator(BaseOperator):
                 f"no manifest from upstream task {self.input_task_id!r}; clear and re-run that task first"
             )
         return Manifest.from_json(data)
+
+    def run(self, context: Context) -> StepOutcome:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sync.operators.audit import start_record, write_audit
+
+        record = start_record(self, context, self.audit_step)
+        try:
+            outcome = self.run(context)
+        except BaseException as error:
+            write_audit(self, record.failed(error), raise_errors=False)
+            raise
+        write_audit(self, record.succeeded(**outcome.audit))
+        return outcome.xcom

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow_provider_sync.operators.base import SyncTableOperator, split_table_name
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -20,6 +20,7 @@ class IncrementalExtractOperator(SyncTableOperator):
     ``[data_interval_start, data_interval_end)`` instead and never touch the watermark."""
 
     ui_color = "#d6ecfa"
+    audit_step = "extract"
 
     def extract_spec(self) -> ExtractSpec:
         from airflow_provider_sync.pipeline.specs import ExtractSpec
@@ -48,7 +49,7 @@ class IncrementalExtractOperator(SyncTableOperator):
         run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")))
         return run_type == BACKFILL_RUN_TYPE or self.table.incremental.mode == "interval"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.watermark import Watermark
         from airflow_provider_sync.errors import TerminalError
         from airflow_provider_sync.pipeline.extract import extract_to_staging
@@ -84,4 +85,7 @@ class IncrementalExtractOperator(SyncTableOperator):
             interval=interval,
             logger=self.log,
         )
-        return manifest.to_json()
+        watermark_before = lower.to_json() if lower is not None else None
+        return StepOutcome(
+            manifest.to_json(), {"rows_extracted": manifest.rows, "watermark_before": watermark_before}
+        )

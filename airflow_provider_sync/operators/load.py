@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.operators.base import SyncTableOperator, split_table_name
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,6 +21,7 @@ class LoadOperator(SyncTableOperator):
     """Loads the upstream manifest's rows. A failure rolls the target back to what it was."""
 
     ui_color = "#d9f2e3"
+    audit_step = "load"
 
     def __init__(self, **kwargs: Any) -> None:
         from airflow.sdk import Asset
@@ -44,7 +45,7 @@ class LoadOperator(SyncTableOperator):
             pipeline=f"{self.pipeline_dag_id}.{self.table.name}",
         )
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.pipeline.load import load_from_staging
         from airflow_provider_sync.staging.manifest import StepRecord
 
@@ -55,4 +56,6 @@ class LoadOperator(SyncTableOperator):
             "load", manifest.files, manifest.rows, manifest.schema, record,
             rows_loaded=result.rows_loaded, rows_skipped=manifest.rows - result.rows_loaded,
         )
-        return loaded.to_json()
+        return StepOutcome(
+            loaded.to_json(), {"rows_loaded": result.rows_loaded, "rows_skipped": manifest.rows - result.rows_loaded}
+        )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from airflow_provider_sync.operators.base import SyncTableOperator
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -19,8 +19,9 @@ class CommitWatermarkOperator(SyncTableOperator):
     """
 
     ui_color = "#fdf1d6"
+    audit_step = "commit_watermark"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.watermark import Watermark
         from airflow_provider_sync.pipeline.extract import manifest_watermark
         from airflow_provider_sync.watermarks import read_in_task, variable_key, write_in_task
@@ -38,7 +39,8 @@ class CommitWatermarkOperator(SyncTableOperator):
             write_in_task(self.pipeline_dag_id, self.table.name, after or {})
             self.log.info("Watermark %s moved from %s to %s", key, before, after)
         self.remove_staged_files(context)
-        return {"variable": key, "before": before, "after": after, "rows": manifest.rows}
+        result = {"variable": key, "before": before, "after": after, "rows": manifest.rows}
+        return StepOutcome(result, {"watermark_before": before, "watermark_after": after})
 
     def remove_staged_files(self, context: Context) -> None:
         if self.table.staging.keep_committed:

@@ -1,4 +1,8 @@
-"""Loading staged rows into the target: one transaction per run and table, all or nothing."""
+"""Loading staged rows into the target: one transaction per run and table, all or nothing.
+
+With ``on_load_error="quarantine"`` rows the target rejects for their values are isolated (see
+:mod:`.quarantine`) and written to the quarantine table; the other rows still commit in the one transaction.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from airflow_provider_sync.staging.manifest import Manifest
 
 from .extract import driver_errors, open_connection
 from .progress import ProgressReporter
+from .quarantine import LoadRejects, QuarantineWriter
 from .specs import LoadSpec
 
 if TYPE_CHECKING:
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_sync.dialects.base import Dialect
 
 log = logging.getLogger(__name__)
+ON_LOAD_ERROR = ("fail", "quarantine")
 
 # Which staged Arrow type families each target column family accepts.
 _ACCEPTS: dict[str, set[str]] = {
@@ -53,6 +59,7 @@ class LoadResult:
     created_table: bool = False
     range_start: str | None = None
     range_end: str | None = None
+    quarantined: int = 0
 
     @property
     def rows_loaded(self) -> int:
@@ -147,6 +154,8 @@ def load_from_staging(
     *,
     logger: logging.Logger | None = None,
     before_commit: Callable[[], None] | None = None,
+    on_load_error: str = "fail",
+    quarantine: QuarantineWriter | TableRef | None = None,
 ) -> LoadResult:
     """Load the manifest's staged rows into ``spec.target`` with ``spec.mode``, in one transaction.
 
@@ -154,7 +163,14 @@ def load_from_staging(
     ``upsert`` merges by ``spec.keys`` through a staging table, rewriting only changed rows; ``replace``
     loads a new table and swaps it in. Any failure rolls back: the target is left as it was.
     ``before_commit`` runs just before the commit (the place where the commit would be lost).
+
+    ``on_load_error="quarantine"`` isolates rows the target rejects for their values (constraint
+    violations, values too long or out of range) and writes them to ``quarantine``: a table in the target
+    database (default ``sync_quarantine`` in the target's schema; written in the load transaction) or an
+    open :class:`QuarantineWriter` (its own connection). Lost connections and other errors still fail.
     """
+    if on_load_error not in ON_LOAD_ERROR:
+        raise TerminalError(f"on_load_error {on_load_error!r} is not allowed; use one of: fail, quarantine")
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     schema = manifest.arrow_schema
@@ -162,10 +178,17 @@ def load_from_staging(
         conn = open_connection(dialect, spec)
         try:
             dialect.begin_write(conn)
+            rejects = (
+                LoadRejects.open(dialect, conn, spec.target, manifest, quarantine)
+                if on_load_error == "quarantine"
+                else None
+            )
             if spec.mode == "replace":
-                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit)
+                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit, rejects)
             else:
-                result = _append_or_upsert(dialect, conn, spec, manifest, schema, logger, before_commit)
+                result = _append_or_upsert(
+                    dialect, conn, spec, manifest, schema, logger, before_commit, rejects
+                )
         except BaseException:
             conn.rollback()
             raise
@@ -191,6 +214,7 @@ def _append_or_upsert(
     schema: pa.Schema,
     logger: logging.Logger,
     before_commit: Callable[[], None] | None,
+    rejects: LoadRejects | None,
 ) -> LoadResult:
     created = _ensure_table(dialect, conn, spec, schema)
     if spec.mode == "upsert" and not created:
@@ -199,13 +223,18 @@ def _append_or_upsert(
     label = f"load {spec.target}"
     if spec.mode == "upsert":
         staging = dialect.create_staging_table(conn, spec.target, schema.names)
-        staged = dialect.bulk_insert(conn, staging, _batches(manifest, logger, label))
-        counts = dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
+        if rejects is None:
+            staged = dialect.bulk_insert(conn, staging, _batches(manifest, logger, label))
+            counts = dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
+        else:
+            rows = _batches(manifest, logger, label)
+            counts = _upsert_isolating(dialect, conn, spec, staging, schema, rejects, rows)
         if before_commit:
             before_commit()
         conn.commit()
         return LoadResult(
-            "upsert", manifest.rows, counts.inserted, counts.updated, counts.unchanged, created_table=created
+            "upsert", manifest.rows, counts.inserted, counts.updated, counts.unchanged, created_table=created,
+            quarantined=rejects.count if rejects else 0,
         )
     range_start, range_end = _ledger_labels(manifest)
     if _ledger_table(dialect, conn, spec):
@@ -222,12 +251,8 @@ def _append_or_upsert(
         )
         conn.rollback()
         return LoadResult(
-            "append",
-            manifest.rows,
-            ledger_skipped=True,
-            created_table=created,
-            range_start=range_start,
-            range_end=range_end,
+            "append", manifest.rows, ledger_skipped=True, created_table=created,
+            range_start=range_start, range_end=range_end,
         )
     if existing and manifest.rows:
         # A run from the same start committed a shorter range; load only the rows after its end.
@@ -259,25 +284,51 @@ def _append_or_upsert(
             range_end,
         )
         return LoadResult(
-            "append",
-            manifest.rows,
-            ledger_skipped=True,
-            created_table=created,
-            range_start=range_start,
-            range_end=range_end,
+            "append", manifest.rows, ledger_skipped=True, created_table=created,
+            range_start=range_start, range_end=range_end,
         )
-    inserted = dialect.bulk_insert(conn, spec.target, batches)
+    inserted = _insert(dialect, conn, spec.target, batches, rejects)
     if before_commit:
         before_commit()
     conn.commit()
-    counts = LoadCounts(inserted=inserted)
     return LoadResult(
         "append",
         manifest.rows,
-        counts.inserted,
+        inserted,
         created_table=created,
         range_start=range_start,
         range_end=range_end,
+        quarantined=rejects.count if rejects else 0,
+    )
+
+
+def _insert(
+    dialect: Dialect, conn: Any, table: TableRef, rows: Iterator[pa.RecordBatch], rejects: LoadRejects | None
+) -> int:
+    if rejects is None:
+        return dialect.bulk_insert(conn, table, rows)
+    return sum(rejects.write(dialect, conn, rows, lambda batch: dialect.bulk_insert(conn, table, [batch])))
+
+
+def _upsert_isolating(
+    dialect: Dialect,
+    conn: Any,
+    spec: LoadSpec,
+    staging: TableRef,
+    schema: pa.Schema,
+    rejects: LoadRejects,
+    batches: Iterator[pa.RecordBatch],
+) -> LoadCounts:
+    """Upsert batch by batch, so a rejected batch can be rolled back to its savepoint and bisected."""
+
+    def apply(batch: pa.RecordBatch) -> LoadCounts:
+        dialect.execute(conn, f"DELETE FROM {dialect.qualify(staging)}").close()
+        staged = dialect.bulk_insert(conn, staging, [batch])
+        return dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
+
+    results = rejects.write(dialect, conn, batches, apply)
+    return LoadCounts(
+        sum(c.inserted for c in results), sum(c.updated for c in results), sum(c.unchanged for c in results)
     )
 
 
@@ -348,6 +399,7 @@ def _replace(
     schema: pa.Schema,
     logger: logging.Logger,
     before_commit: Callable[[], None] | None,
+    rejects: LoadRejects | None,
 ) -> LoadResult:
     target = spec.target
     loaded = dialect.helper_table(target, "__sync_new")
@@ -364,7 +416,7 @@ def _replace(
     dialect.execute(conn, like or dialect.create_table_sql(loaded, schema, spec.keys)).close()
     try:
         _ddl_checkpoint(dialect, conn)
-        inserted = dialect.bulk_insert(conn, loaded, _batches(manifest, logger, f"load {target}"))
+        inserted = _insert(dialect, conn, loaded, _batches(manifest, logger, f"load {target}"), rejects)
         if before_commit:
             before_commit()  # before the swap: where DDL is not transactional, the swap is the commit
         _ddl_checkpoint(dialect, conn)
@@ -377,4 +429,5 @@ def _replace(
             dialect.execute(conn, dialect.drop_table_sql(loaded)).close()
             conn.commit()
         raise
-    return LoadResult("replace", manifest.rows, inserted, created_table=not exists)
+    quarantined = rejects.count if rejects else 0
+    return LoadResult("replace", manifest.rows, inserted, created_table=not exists, quarantined=quarantined)

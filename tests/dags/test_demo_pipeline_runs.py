@@ -30,6 +30,14 @@ def _watermark(dag_id: str, table: str) -> dict[str, Any] | None:
     return None if raw is None else json.loads(raw)
 
 
+def _audit(path: Path, run_id: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT step, status, try_number, rows_extracted, rows_loaded, error_class FROM sync_audit "
+            "WHERE run_id = ? ORDER BY started_at, step", (run_id,)
+        ).fetchall()
+
+
 def _count(path: Path) -> int:
     with sqlite3.connect(path) as db:
         return int(db.execute('SELECT COUNT(*) FROM "orders"').fetchone()[0])
@@ -59,6 +67,13 @@ def test_demo_syncs_incrementally_and_moves_the_watermark(
     assert after_first is not None
     assert after_first["cursor"] == {"timestamp": "2026-01-01T16:40:00+00:00"} and after_first["key"] == [1000]
     assert after_first["rows"] == 1000
+    assert _audit(warehouse, first.run_id) == [
+        ("run", "success", None, 1000, 1000, None),  # starts when the DAG run started
+        ("extract", "success", 1, 1000, None, None),
+        ("load", "success", 1, None, 1000, None),
+        ("commit_watermark", "success", 1, None, None, None),
+        ("audit", "success", 1, None, None, None),
+    ]
 
     _demo_data().change(str(shop))
     second = run_pipeline("demo_orders")
@@ -85,6 +100,9 @@ def test_a_failed_load_leaves_target_and_watermark_alone(
     assert failed.state == "failed"
     assert _watermark("demo_orders", "orders") == before
     assert _count(warehouse) == 1000, "the 10 new orders were rolled back with the failed updates"
+    audit = {(step, status): error for step, status, _, _, _, error in _audit(warehouse, failed.run_id)}
+    assert audit.keys() == {("extract", "success"), ("load", "failed"), ("run", "failed")}
+    assert audit[("load", "failed")] == audit[("run", "failed")] is not None
 
 
 def test_interval_mode_reads_the_data_interval_and_leaves_the_watermark(

@@ -44,7 +44,7 @@ def test_a_valid_folder_has_no_import_error(configs_dir: Path) -> None:
     bag = parse_dags_folder(configs_dir)
     assert bag.dag_ids == ["sync_alpha"] and not bag.import_errors
     tasks = [task.task_id for task in bag.dags["sync_alpha"].topological_sort()]
-    assert tasks == ["alpha.extract", "alpha.load", "alpha.commit_watermark"]
+    assert tasks == ["alpha.extract", "alpha.load", "alpha.commit_watermark", "alpha.audit"]
 
 
 def test_duplicate_dag_ids_across_files_are_reported(configs_dir: Path) -> None:

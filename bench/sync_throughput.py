@@ -1,0 +1,365 @@
+"""End-to-end throughput of the sync engine against raw bulk copies, on the real local servers.
+
+    .venv/bin/python bench/sync_throughput.py [--rows 1000000] [--repeat 1] [--no-mysql] [--dag]
+
+Builds an ``orders`` table of ``--rows`` rows in PostgreSQL, then measures in the same run:
+
+* the raw baseline PG->PG: binary ``COPY ... TO STDOUT`` piped into ``COPY ... FROM STDIN`` (no per-row
+  Python), and our engine: ``extract_to_staging`` + ``load_from_staging`` (upsert by id);
+* PG->MariaDB: ``LOAD DATA LOCAL INFILE`` fed from a ``COPY`` text stream through a named pipe, against the
+  engine's load into MariaDB of the same staged extract;
+* an incremental run after 1% of the rows changed (extract after the first run's watermark + upsert);
+* with ``--dag``, the same PG->PG sync through the generated DAG under ``airflow dags test``
+  (see ``bench/dag_run.py``).
+
+Every measured task runs in a fresh subprocess, so its peak RSS (VmHWM) is its own. Ratios are rows/s
+divided by the raw baseline's rows/s in the same run; compare ratios, as absolute figures drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PG_URI = os.environ.get("BENCH_PG_URI", "postgresql://postgres:postgres@127.0.0.1:5432/sync_test")
+MYSQL_URI = os.environ.get("BENCH_MYSQL_URI", "mysql://sync:sync@127.0.0.1:3306/sync_test")
+SOURCE_SCHEMA, TARGET_SCHEMA = "bench_src", "bench_dst"
+MYSQL_TABLE, MYSQL_RAW_TABLE = "bench_orders", "bench_orders_raw"
+COLUMNS = "id, email, phone, name, amount, status, created_at, updated_at, note"
+
+CREATE_ORDERS = f"""
+CREATE TABLE {SOURCE_SCHEMA}.orders (
+    id bigint PRIMARY KEY, email text, phone text, name text, amount numeric(12,2), status text,
+    created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, note varchar(80)
+)"""
+# Deterministic rows; every third row shares its updated_at with its neighbours (cursor ties).
+FILL_ORDERS = f"""
+INSERT INTO {SOURCE_SCHEMA}.orders
+SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad((g %% 10000000)::text, 7, '0'),
+       'Name ' || left(md5(g::text), 12), ((g * 7919) %% 10000000) / 100.0, (ARRAY['new','paid','shipped',
+       'cancelled'])[1 + g %% 4], timestamptz '2025-01-01 00:00:00+00' + g * interval '1.5 second',
+       timestamptz '2025-06-01 00:00:00+00' + (g / 3) * interval '1 second' + (g %% 7) * interval '1 microsecond',
+       rpad(md5(g::text) || ' ' || md5((g + 1)::text), 80, '.')
+FROM generate_series(1, %s) AS g"""
+
+
+# --------------------------------------------------------------------------- measured tasks (children)
+def peak_rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def task_raw_pg(args: dict[str, Any]) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(PG_URI) as source, psycopg.connect(PG_URI) as target:
+        target.execute(f"TRUNCATE {TARGET_SCHEMA}.orders_raw")
+        with (
+            source.cursor().copy(f"COPY {SOURCE_SCHEMA}.orders ({COLUMNS}) TO STDOUT (FORMAT binary)") as out,
+            target.cursor().copy(f"COPY {TARGET_SCHEMA}.orders_raw ({COLUMNS}) FROM STDIN (FORMAT binary)") as into,
+        ):
+            for chunk in out:
+                into.write(chunk)
+    return {"rows": args["rows"]}
+
+
+def task_raw_mysql(args: dict[str, Any]) -> dict[str, Any]:
+    import MySQLdb
+    import psycopg
+
+    select = (
+        f"SELECT id, email, phone, name, amount, status, created_at AT TIME ZONE 'UTC', "
+        f"updated_at AT TIME ZONE 'UTC', note FROM {SOURCE_SCHEMA}.orders"
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        pipe = os.path.join(folder, "rows.tsv")
+        os.mkfifo(pipe)
+
+        def feed() -> None:
+            with psycopg.connect(PG_URI) as source, open(pipe, "wb") as sink:
+                with source.cursor().copy(f"COPY ({select}) TO STDOUT") as out:
+                    for chunk in out:
+                        sink.write(chunk)
+
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        conn = _mysql_connect(MySQLdb)
+        cursor = conn.cursor()
+        cursor.execute(f"TRUNCATE TABLE {MYSQL_RAW_TABLE}")
+        cursor.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {MYSQL_RAW_TABLE} CHARACTER SET utf8mb4", [pipe])
+        conn.commit()
+        conn.close()
+        feeder.join()
+    return {"rows": args["rows"]}
+
+
+def _extract_spec() -> Any:
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.pipeline.specs import ExtractSpec
+
+    return ExtractSpec(
+        ConnectionInfo.from_uri(PG_URI),
+        table="orders",
+        schema=SOURCE_SCHEMA,
+        cursor_column="updated_at",
+        key_columns=("id",),
+        batch_size=int(os.environ.get("BENCH_BATCH_SIZE", "50000")),
+    )
+
+
+def task_extract(args: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_sync.pipeline.extract import extract_to_staging, manifest_watermark
+    from airflow_provider_sync.staging.manifest import Manifest
+
+    lower = None
+    if args.get("after"):
+        previous = Manifest.from_json(json.loads(Path(args["after"]).read_text()))
+        lower = manifest_watermark(previous, None)
+    manifest = extract_to_staging(
+        _extract_spec(), lower, Path(args["staging"]), dag_id="bench", run_id=args["run_id"], table="orders"
+    )
+    Path(args["manifest"]).write_text(json.dumps(manifest.to_json()))
+    return {"rows": manifest.rows}
+
+
+def task_load(args: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.pipeline.load import load_from_staging
+    from airflow_provider_sync.pipeline.specs import LoadSpec
+    from airflow_provider_sync.staging.manifest import Manifest
+
+    manifest = Manifest.from_json(json.loads(Path(args["manifest"]).read_text()))
+    mysql = args["target"] == "mysql"
+    spec = LoadSpec(
+        ConnectionInfo.from_uri(MYSQL_URI if mysql else PG_URI),
+        table=MYSQL_TABLE if mysql else "orders",
+        schema=None if mysql else TARGET_SCHEMA,
+        mode="upsert",
+        keys=("id",),
+    )
+    result = load_from_staging(spec, manifest)
+    return {"rows": result.rows_staged, "inserted": result.inserted, "updated": result.updated}
+
+
+TASKS = {"raw_pg": task_raw_pg, "raw_mysql": task_raw_mysql, "extract": task_extract, "load": task_load}
+
+
+def run_child(name: str, args: dict[str, Any]) -> None:
+    started = time.perf_counter()
+    result = TASKS[name](args)
+    result.update(seconds=time.perf_counter() - started, rss_mib=peak_rss_mib())
+    print(json.dumps(result))
+
+
+# --------------------------------------------------------------------------- orchestration (parent)
+def measure(name: str, **args: Any) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--task", name, "--task-args", json.dumps(args)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
+    if done.returncode:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"task {name} failed with exit code {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _mysql_connect(mysqldb: Any) -> Any:
+    from urllib.parse import urlsplit
+
+    url = urlsplit(MYSQL_URI)
+    return mysqldb.connect(
+        host=url.hostname, port=url.port or 3306, user=url.username, password=url.password,
+        database=url.path.lstrip("/"), local_infile=1, charset="utf8mb4",
+    )  # fmt: skip
+
+
+def prepare_postgres(rows: int) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URI, autocommit=True) as conn:
+        for schema in (SOURCE_SCHEMA, TARGET_SCHEMA):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(CREATE_ORDERS)
+        conn.execute(FILL_ORDERS, [rows])
+        conn.execute(f"CREATE INDEX orders_updated_at_id ON {SOURCE_SCHEMA}.orders (updated_at, id)")
+        conn.execute(f"VACUUM ANALYZE {SOURCE_SCHEMA}.orders")
+        conn.execute(
+            f"CREATE TABLE {TARGET_SCHEMA}.orders_raw "
+            f"(LIKE {SOURCE_SCHEMA}.orders INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (id))"
+        )
+
+
+def prepare_mysql() -> None:
+    import MySQLdb
+
+    conn = _mysql_connect(MySQLdb)
+    cursor = conn.cursor()
+    for table in (MYSQL_TABLE, MYSQL_RAW_TABLE):
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    conn.commit()
+    conn.close()
+
+
+def copy_mysql_table_shape() -> None:
+    """The raw baseline loads into a table shaped exactly like the one the engine created."""
+    import MySQLdb
+
+    conn = _mysql_connect(MySQLdb)
+    conn.cursor().execute(f"CREATE TABLE {MYSQL_RAW_TABLE} LIKE {MYSQL_TABLE}")
+    conn.close()
+
+
+def change_one_percent() -> int:
+    import psycopg
+
+    with psycopg.connect(PG_URI, autocommit=True) as conn:
+        changed = conn.execute(
+            f"UPDATE {SOURCE_SCHEMA}.orders SET amount = amount + 1, status = 'refunded', "
+            "updated_at = timestamptz '2027-01-01 00:00:00+00' + id * interval '1 microsecond' "
+            "WHERE id % 100 = 0"
+        ).rowcount
+        conn.execute(f"VACUUM ANALYZE {SOURCE_SCHEMA}.orders")
+    return changed
+
+
+def check_same_rows(target: str) -> None:
+    """The loaded table must equal the source, or the timing means nothing."""
+    import psycopg
+
+    digest = (
+        "SELECT md5(string_agg(concat_ws('|', id, email, phone, name, amount, status, "
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), "
+        "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), note), ',' ORDER BY id)) FROM "
+    )
+    with psycopg.connect(PG_URI) as conn:
+        expected = conn.execute(digest + f"{SOURCE_SCHEMA}.orders").fetchone()
+        if target == "postgres":
+            actual = conn.execute(digest + f"{TARGET_SCHEMA}.orders").fetchone()
+        else:
+            import MySQLdb
+
+            my = _mysql_connect(MySQLdb)
+            cursor = my.cursor()
+            cursor.execute("SET SESSION group_concat_max_len = 1 << 31")
+            cursor.execute(
+                "SELECT md5(group_concat(concat_ws('|', id, email, phone, name, amount, status, "
+                "date_format(created_at, '%Y-%m-%d %H:%i:%s.%f'), "
+                "date_format(updated_at, '%Y-%m-%d %H:%i:%s.%f'), note) ORDER BY id SEPARATOR ',')) "
+                f"FROM {MYSQL_TABLE}"
+            )
+            actual = cursor.fetchone()
+            my.close()
+    if tuple(expected or ()) != tuple(actual or ()):
+        raise SystemExit(f"the {target} target differs from the source after the sync")
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    best = dict(runs[0])
+    best["seconds"] = statistics.median(r["seconds"] for r in runs)
+    best["rss_mib"] = max(r["rss_mib"] for r in runs)
+    return best
+
+
+def report_line(label: str, rows: int, seconds: float, baseline: float | None, rss: str) -> str:
+    rate = rows / seconds if seconds else float("inf")
+    ratio = f"{rate / baseline:5.2f}" if baseline else "    -"
+    return f"{label:<44} {rows:>9,} rows {seconds:8.2f} s {rate:>11,.0f} rows/s  x{ratio}  {rss}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1, help="median of this many runs per figure")
+    parser.add_argument("--no-mysql", action="store_true", help="skip the PG->MariaDB part")
+    parser.add_argument("--dag", action="store_true", help="also run the sync through `airflow dags test`")
+    parser.add_argument("--task", choices=sorted(TASKS), help=argparse.SUPPRESS)
+    parser.add_argument("--task-args", help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.task:
+        run_child(options.task, json.loads(options.task_args))
+        return
+
+    rows = options.rows
+    started = time.perf_counter()
+    prepare_postgres(rows)
+    print(f"generated {rows:,} rows in PostgreSQL in {time.perf_counter() - started:.1f} s")
+    out: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as folder:
+        work = Path(folder)
+        raw_pg = median_of([measure("raw_pg", rows=rows) for _ in range(options.repeat)])
+        baseline_pg = rows / raw_pg["seconds"]
+        extracts, loads = [], []
+        for attempt in range(options.repeat):
+            manifest = str(work / f"full-{attempt}.json")
+            extracts.append(
+                measure("extract", staging=str(work / "stage"), run_id=f"full{attempt}", manifest=manifest)
+            )
+            if attempt == 0:
+                first_manifest = manifest
+            with __import__("psycopg").connect(PG_URI, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {TARGET_SCHEMA}.orders")
+            loads.append(measure("load", manifest=manifest, target="postgres"))
+        extract, load = median_of(extracts), median_of(loads)
+        check_same_rows("postgres")
+        total = extract["seconds"] + load["seconds"]
+        out.append(report_line("PG->PG raw binary COPY pipe", rows, raw_pg["seconds"], baseline_pg,
+                               f"RSS {raw_pg['rss_mib']:.0f} MiB"))  # fmt: skip
+        out.append(report_line("PG->PG engine: extract to staging", rows, extract["seconds"], baseline_pg,
+                               f"RSS {extract['rss_mib']:.0f} MiB"))  # fmt: skip
+        out.append(report_line("PG->PG engine: load (upsert, empty target)", rows, load["seconds"],
+                               baseline_pg, f"RSS {load['rss_mib']:.0f} MiB"))  # fmt: skip
+        out.append(report_line("PG->PG engine end to end", rows, total, baseline_pg, "(target >= 0.50)"))
+
+        if not options.no_mysql:
+            prepare_mysql()
+            my_loads = []
+            for attempt in range(options.repeat):
+                if attempt:
+                    prepare_mysql()
+                my_loads.append(measure("load", manifest=first_manifest, target="mysql"))
+            my_load = median_of(my_loads)
+            check_same_rows("mysql")
+            copy_mysql_table_shape()
+            raw_my = median_of([measure("raw_mysql", rows=rows) for _ in range(options.repeat)])
+            baseline_my = rows / raw_my["seconds"]
+            out.append(report_line("PG->MariaDB raw COPY -> LOAD DATA pipe", rows, raw_my["seconds"],
+                                   baseline_my, f"RSS {raw_my['rss_mib']:.0f} MiB"))  # fmt: skip
+            out.append(report_line("PG->MariaDB engine: load (upsert, empty target)", rows,
+                                   my_load["seconds"], baseline_my, f"RSS {my_load['rss_mib']:.0f} MiB"))  # fmt: skip
+            out.append(report_line("PG->MariaDB engine end to end", rows, extract["seconds"] + my_load["seconds"],
+                                   baseline_my, "(target >= 0.80)"))  # fmt: skip
+
+        changed = change_one_percent()
+        inc_extract = measure("extract", staging=str(work / "stage"), run_id="incremental",
+                              manifest=str(work / "inc.json"), after=first_manifest)  # fmt: skip
+        if inc_extract["rows"] != changed:
+            raise SystemExit(f"incremental extract read {inc_extract['rows']} rows, expected {changed}")
+        inc_load = measure("load", manifest=str(work / "inc.json"), target="postgres")
+        check_same_rows("postgres")
+        out.append(report_line("incremental 1%: extract", changed, inc_extract["seconds"], None,
+                               f"RSS {inc_extract['rss_mib']:.0f} MiB"))  # fmt: skip
+        out.append(report_line("incremental 1%: load (upsert)", changed, inc_load["seconds"], None,
+                               f"RSS {inc_load['rss_mib']:.0f} MiB"))  # fmt: skip
+        out.append(report_line("incremental 1% data path (extract + load)", changed,
+                               inc_extract["seconds"] + inc_load["seconds"], None, "(target <= 0.60 s)"))  # fmt: skip
+
+        if options.dag:
+            from dag_run import run_dag_benchmark  # type: ignore[import-not-found]
+
+            out.extend(run_dag_benchmark(PG_URI, SOURCE_SCHEMA, TARGET_SCHEMA, rows, work))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
