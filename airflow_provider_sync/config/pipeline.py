@@ -22,6 +22,7 @@ from airflow_provider_sync.config.sections import (
     StagingConfig,
     StrictModel,
     TargetConfig,
+    WaitForRowsConfig,
 )
 from airflow_provider_sync.config.steps import step_specs
 
@@ -69,6 +70,7 @@ def _table_fields(steps_type: Any) -> dict[str, Any]:
                   "replaces the file's)."),
         ),
         "pool": (str | None, Field(None, description="Airflow pool capping concurrent tasks on the source.")),
+        "wait_for_rows": (WaitForRowsConfig | None, Field(None, description="Wait for new source rows first.")),
     }
 
 
@@ -150,4 +152,4 @@ def pipeline_file_model() -> type[BaseModel]:
     return pipeline_models()[0]
 
 
-TABLE_SETTING_KEYS = ("source", "target", "incremental", "steps", "pool")
+TABLE_SETTING_KEYS = ("source", "target", "incremental", "steps", "pool", "wait_for_rows")

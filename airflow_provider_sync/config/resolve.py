@@ -29,6 +29,7 @@ from airflow_provider_sync.config.sections import (
     StagingConfig,
     StrictModel,
     TargetConfig,
+    WaitForRowsConfig,
 )
 from airflow_provider_sync.errors import ConfigError, ConfigIssue
 
@@ -45,6 +46,7 @@ class TableSpec(StrictModel):
     incremental: IncrementalConfig
     steps: list[dict[str, Any]] = Field(default_factory=list)
     pool: str | None = None
+    wait_for_rows: WaitForRowsConfig | None = None
     staging: StagingConfig = Field(default_factory=StagingConfig)
 
 
@@ -184,6 +186,9 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     if mode == "upsert" and not target.get("keys"):
         problems.append((("target", "keys"), "mode 'upsert' needs 'keys': the columns that identify a row "
                          "(or use mode 'append' or 'replace')"))
+    if incremental.get("lag") and mode == "append":
+        problems.append((("incremental", "lag"), "lag re-reads rows already loaded, which mode 'append' would "
+                         "insert twice; use mode 'upsert' (or drop lag)"))
     strategy = incremental.get("strategy", "full")
     if strategy != "full":
         if not incremental.get("column"):
@@ -221,5 +226,6 @@ def _apply_defaults(name: str | None, merged: dict[str, Any], staging: StagingCo
         incremental=IncrementalConfig.model_validate(incremental_raw),
         steps=merged.get("steps", []),
         pool=merged.get("pool"),
+        wait_for_rows=merged.get("wait_for_rows"),
         staging=staging,
     )

@@ -73,6 +73,64 @@ class SourceConfig(StrictModel):
 LoadMode = Literal["append", "replace", "upsert"]
 
 
+def _check_partition_expression(value: str) -> str:
+    from airflow_provider_sync.dialects.clickhouse import partition_columns
+
+    partition_columns(value)
+    return value
+
+
+def _check_topic_template(value: str) -> str:
+    from airflow_provider_sync.publish.kafka import topic_for_table
+
+    try:
+        topic_for_table(value, table="table", schema="schema")
+    except Exception as exc:  # TerminalError: report it as a config problem at this YAML path
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class ClickHouseTargetOptions(StrictModel):
+    """Layout of a ClickHouse target table created by the sync (an existing table is left as it is)."""
+
+    engine: Literal["ReplacingMergeTree", "MergeTree"] | None = Field(
+        None,
+        description="Table engine. Default: ReplacingMergeTree when the target has keys (one row per key "
+        "after merges; read with FINAL), MergeTree otherwise.",
+    )
+    version_column: Identifier | None = Field(
+        None,
+        description="ReplacingMergeTree version: the row with the highest value of this column (typically "
+        "the cursor) survives merges. Default: the last row inserted.",
+    )
+    partition_by: Annotated[str, AfterValidator(_check_partition_expression)] | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_(), ]{1,200}$",
+        description="PARTITION BY expression: column names, integers and function calls over them, e.g. "
+        "`toYYYYMM(occurred_at)` or `(toDate(occurred_at), region)`.",
+    )
+    low_cardinality: list[Identifier] | None = Field(
+        None, description="String columns stored as LowCardinality(String) (few distinct values)."
+    )
+
+
+class KafkaTargetOptions(StrictModel):
+    """How rows become Kafka messages (one JSON change event per row, keyed by the target keys)."""
+
+    key_format: Literal["json", "joined"] | None = Field(
+        None,
+        description='json: the keys as a JSON object ({"id": 7}, default); joined: the key values joined '
+        "by key_separator (7|eu).",
+    )
+    key_separator: str | None = Field(
+        None, min_length=1, max_length=8, description="Separator of a joined key (default `|`)."
+    )
+    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")], str] | None = Field(
+        None,
+        description="Static headers added to every message (no secrets: consumers see every header).",
+    )
+
+
 class TargetConfig(StrictModel):
     """Where rows go, and how they are written."""
 
@@ -85,7 +143,17 @@ class TargetConfig(StrictModel):
     )
     keys: list[Identifier] | None = Field(None, description="Key columns, required for upsert.")
     create_if_missing: bool | None = Field(None, description="Create the target table from the mapped schema.")
-    topic: str | None = Field(None, description="Kafka topic, for Kafka targets (default: the table name).")
+    topic: Annotated[str, AfterValidator(_check_topic_template)] | None = Field(
+        None,
+        description="Kafka topic, for Kafka targets (default: the target table's name). `{schema}` and "
+        "`{table}` expand to the source table's schema and name, e.g. `sync.{schema}.{table}`.",
+    )
+    clickhouse: ClickHouseTargetOptions | None = Field(
+        None, description="Layout of the target table when the target is ClickHouse and the sync creates it."
+    )
+    kafka: KafkaTargetOptions | None = Field(
+        None, description="Message format when the target connection is Kafka (conn type `kafka`)."
+    )
     on_load_error: Literal["fail", "quarantine"] | None = Field(
         None, description="fail: roll back and fail; quarantine: isolate rows the target rejects."
     )
@@ -140,6 +208,15 @@ class IncrementalConfig(StrictModel):
         if isinstance(self.lag, timedelta) and self.strategy in ("sequence", "version"):
             raise ValueError(f"lag must be a number for strategy {self.strategy!r}, not a duration")
         return self
+
+
+class WaitForRowsConfig(StrictModel):
+    """Start a table's sync only once its source has rows past the watermark (a deferrable sensor)."""
+
+    poke_interval: Duration = Field(timedelta(minutes=1), description="How often to look for new rows.")
+    timeout: Duration = Field(timedelta(hours=1), description="Give up after this long.")
+    deferrable: bool = Field(True, description="Wait in the triggerer instead of holding a worker slot.")
+    soft_fail: bool = Field(True, description="On timeout, skip the table's tasks instead of failing the run.")
 
 
 class DefaultArgs(StrictModel):

@@ -63,6 +63,8 @@ class ValidationResult:
     warned: int
     broken_by_rule: dict[str, int]
     """How many rows of this batch broke each rule (a row may break several)."""
+    dropped_by_rule: dict[str, int] = field(default_factory=dict)
+    """Dropped rows by the first ``drop`` rule each broke (each row counted once)."""
 
 
 def _no_nulls(mask: pa.Array) -> pa.Array:
@@ -329,6 +331,7 @@ class Validator:
         dropped_count = int(pc.sum(drop).as_py() or 0)
         warned_count = int(pc.sum(warned).as_py() or 0)
         rejected = self._rejected(batch, quarantine, masks)
+        dropped_by_rule = self._first_rule_counts(drop, "drop", masks) if dropped_count else {}
 
         self.rows_in += batch.num_rows
         self.rows_invalid += int(pc.sum(pc.or_(removed, warned)).as_py() or 0)
@@ -338,7 +341,20 @@ class Validator:
         for rule_id, count in counts.items():
             self.broken_by_rule[rule_id] += count
         valid = batch.filter(pc.invert(removed)) if pc.any(removed).as_py() else batch
-        return ValidationResult(valid, rejected, dropped_count, warned_count, counts)
+        return ValidationResult(valid, rejected, dropped_count, warned_count, counts, dropped_by_rule)
+
+    def _first_rule_counts(self, rows: pa.Array, policy: str, masks: list[pa.Array]) -> dict[str, int]:
+        """Rows flagged in ``rows`` counted under the first ``policy`` rule they broke."""
+        remaining, counts = rows, {}
+        for check, mask in zip(self.checks, masks, strict=True):
+            if check.on_invalid != policy:
+                continue
+            hit = pc.and_(remaining, mask)
+            count = int(pc.sum(hit).as_py() or 0)
+            if count:
+                counts[check.rule_id] = count
+                remaining = pc.and_(remaining, pc.invert(mask))
+        return counts
 
     def _rejected(self, batch: pa.RecordBatch, quarantine: pa.Array, masks: list[pa.Array]) -> RejectedRows:
         if not pc.any(quarantine).as_py():

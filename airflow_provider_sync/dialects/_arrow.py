@@ -63,6 +63,53 @@ def batch_rows(
     return list(zip(*columns, strict=True))
 
 
+def csv_batch(
+    block: bytes,
+    columns: Sequence[Column],
+    *,
+    true_values: Sequence[str],
+    false_values: Sequence[str],
+    binary_decoder: Converter | None = None,
+    longest_row: int = 0,
+) -> pa.RecordBatch:
+    """Parse one block of CSV lines (no header; NULL unquoted-empty, '' quoted) into a batch typed by
+    ``columns``, column-wise in C++. Binary columns arrive as text and go through ``binary_decoder``.
+    ``longest_row`` (bytes) keeps the parser's blocks larger than any row, as it requires."""
+    import pyarrow.csv as pcsv
+
+    schema = schema_of(columns)
+    names = [f"c{i}" for i in range(len(columns))]
+    types = {
+        name: pa.string() if _is_binary(column.arrow_type) else column.arrow_type
+        for name, column in zip(names, columns, strict=True)
+    }
+    table = pcsv.read_csv(
+        pa.py_buffer(block),
+        read_options=pcsv.ReadOptions(column_names=names, block_size=max(1 << 20, 2 * longest_row + 1)),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(
+            column_types=types,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            true_values=list(true_values),
+            false_values=list(false_values),
+        ),
+    )
+    arrays = []
+    for column, chunked in zip(columns, table.columns, strict=True):
+        array = chunked.combine_chunks()
+        if _is_binary(column.arrow_type):
+            decode = binary_decoder or (lambda v: v.encode())
+            array = pa.array([None if v is None else decode(v) for v in array.to_pylist()], column.arrow_type)
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
 _TEXT_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
 
 

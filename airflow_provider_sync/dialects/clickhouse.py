@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_provider_sync.errors import TerminalError
 
@@ -50,14 +50,76 @@ class ClickHouseTableOptions:
     ``engine`` defaults to ``ReplacingMergeTree`` when the table has keys (upsert by key) and ``MergeTree``
     otherwise. ``version_column`` (a numeric or timestamp column, typically the cursor) decides which row
     of a key survives merges; without it the last inserted wins. ``partition_by`` is a ClickHouse expression
-    such as ``toYYYYMM(created_at)``. ``low_cardinality`` lists string columns stored as
-    ``LowCardinality(String)``.
+    made of column names, integers and function calls, such as ``toYYYYMM(created_at)``. ``low_cardinality``
+    lists string columns stored as ``LowCardinality(String)``.
     """
+
+    #: The connection type whose tables these options describe.
+    dialect: ClassVar[str] = "clickhouse"
 
     engine: str | None = None
     version_column: str | None = None
     partition_by: str | None = None
     low_cardinality: tuple[str, ...] = ()
+
+
+_PARTITION_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+)|(?P<mark>[(),]))\s*")
+PARTITION_HELP = (
+    "column names, integers and function calls over them, e.g. toYYYYMM(created_at) or "
+    "(toDate(occurred_at), region)"
+)
+
+
+def partition_columns(expression: str) -> list[str]:
+    """The columns a ``partition_by`` expression reads; ValueError unless the expression is only column
+    names, integers and function calls over them (nothing that could end the DDL statement or run a query)."""
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(expression):
+        match = _PARTITION_TOKEN.match(expression, position)
+        if match is None or match.lastgroup is None:
+            raise ValueError(f"partition_by {expression!r} is not allowed: use {PARTITION_HELP}")
+        tokens.append((match.lastgroup, match.group(match.lastgroup)))
+        position = match.end()
+    columns: list[str] = []
+    index = 0
+
+    def take(expected: str) -> None:
+        nonlocal index
+        if index >= len(tokens) or tokens[index][1] != expected:
+            raise ValueError(f"partition_by {expression!r} is not allowed: use {PARTITION_HELP}")
+        index += 1
+
+    def term() -> None:
+        nonlocal index
+        kind, value = tokens[index] if index < len(tokens) else ("end", "")
+        index += 1
+        if kind == "name" and index < len(tokens) and tokens[index][1] == "(":
+            arguments(allow_empty=True)  # a function call
+        elif kind == "name":
+            columns.append(value)
+        elif value == "(":
+            index -= 1
+            arguments(allow_empty=False)  # a tuple
+        elif kind != "number":
+            raise ValueError(f"partition_by {expression!r} is not allowed: use {PARTITION_HELP}")
+
+    def arguments(*, allow_empty: bool) -> None:
+        nonlocal index
+        take("(")
+        if allow_empty and index < len(tokens) and tokens[index][1] == ")":
+            index += 1
+            return
+        term()
+        while index < len(tokens) and tokens[index][1] == ",":
+            index += 1
+            term()
+        take(")")
+
+    term()
+    if index != len(tokens):
+        raise ValueError(f"partition_by {expression!r} is not allowed: use {PARTITION_HELP}")
+    return columns
 
 
 class ClickHouseDialect(Dialect):
@@ -235,19 +297,23 @@ class ClickHouseDialect(Dialect):
     ) -> str:
         """``CREATE TABLE ... ENGINE = [Replacing]MergeTree ORDER BY keys [PARTITION BY ...]``."""
         options = options or ClickHouseTableOptions()
+        try:
+            partition = partition_columns(options.partition_by) if options.partition_by else []
+        except ValueError as exc:
+            raise TerminalError(str(exc)) from None
         names = set(schema.names)
         unknown = [
             c
-            for c in (*primary_key, *options.low_cardinality, options.version_column)
+            for c in (*primary_key, *options.low_cardinality, options.version_column, *partition)
             if c and c not in names
         ]
         if unknown:
             raise TerminalError(
                 f"ClickHouse table {table}: columns {', '.join(unknown)} are not among the loaded columns "
-                f"({', '.join(schema.names)}); fix keys / version_column / low_cardinality"
+                f"({', '.join(schema.names)}); fix keys / version_column / low_cardinality / partition_by"
             )
-        if options.partition_by and ";" in options.partition_by:
-            raise TerminalError(f"partition_by {options.partition_by!r} must be one ClickHouse expression")
+        # Sorting, version and partition columns cannot be Nullable in ClickHouse (NULLs load as defaults).
+        not_nullable = {*primary_key, *partition, options.version_column}
         lines = []
         for field in schema:
             kind = self.sql_type(field, is_key=field.name in primary_key)
@@ -255,7 +321,7 @@ class ClickHouseDialect(Dialect):
             if low_cardinality:
                 kind = kind[len("LowCardinality(") : -1]
             low_cardinality = low_cardinality or (field.name in options.low_cardinality and kind == "String")
-            if field.nullable and field.name not in primary_key and field.name != options.version_column:
+            if field.nullable and field.name not in not_nullable:
                 kind = f"Nullable({kind})"
             if low_cardinality:
                 # ClickHouse only allows LowCardinality(Nullable(T)), never the other way round.
@@ -269,10 +335,10 @@ class ClickHouseDialect(Dialect):
                 f"ClickHouse engine {engine!r} is not supported; use ReplacingMergeTree or MergeTree"
             )
         order = f"({self.column_list(primary_key)})" if primary_key else "tuple()"
-        partition = f"\nPARTITION BY {options.partition_by}" if options.partition_by else ""
+        partition_clause = f"\nPARTITION BY {options.partition_by.strip()}" if options.partition_by else ""
         return (
             f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + f"\n)\nENGINE = {engine}"
-            f"{partition}\nORDER BY {order}\n"
+            f"{partition_clause}\nORDER BY {order}\n"
             f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
         )
 

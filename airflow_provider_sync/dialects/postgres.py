@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import SyncError, TerminalError
 
 from .base import Capabilities, Dialect
-from .types import Column, TableRef
+from .types import Column, Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,6 +70,10 @@ GROUP BY i.indexrelid
 """
 
 
+def _decode_bytea_hex(text: str) -> bytes:
+    return bytes.fromhex(text[2:])  # bytea_output = hex: "\\x" then two digits per byte
+
+
 class PostgresDialect(Dialect):
     capabilities = Capabilities(
         name="postgres",
@@ -104,7 +108,11 @@ class PostgresDialect(Dialect):
         # JSON stays text (byte-for-byte for json, normalised by the server for jsonb); no Python objects.
         for type_name in ("json", "jsonb"):
             conn.adapters.register_loader(type_name, TextLoader)
+        # Fixed text forms for the COPY read path: UTC, ISO dates, hex bytea, shortest exact floats.
         conn.execute("SET TIME ZONE 'UTC'")
+        conn.execute("SET DateStyle = 'ISO, YMD'")
+        conn.execute("SET bytea_output = 'hex'")
+        conn.execute("SET extra_float_digits = 3")
         conn.commit()
         return conn
 
@@ -118,6 +126,44 @@ class PostgresDialect(Dialect):
 
     def streaming_cursor(self, conn: Any) -> Any:
         return conn.cursor(name=f"sync_extract_{next(_CURSOR_NUMBERS)}")
+
+    def read_batches(
+        self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream ``COPY (query) TO STDOUT (FORMAT csv)`` and parse it column-wise with pyarrow: no Python
+        object per value. The session settings of :meth:`connect` fix the text forms (UTC timestamps,
+        ISO dates, hex bytea, exact floats); NULL is an unquoted empty field, '' a quoted one."""
+        from psycopg import ClientCursor
+
+        from ._arrow import csv_batch
+
+        if not columns or conn.info.encoding != "utf-8":
+            yield from super().read_batches(conn, query, columns, batch_size)
+            return
+        # COPY takes no bind parameters: let psycopg quote them into the statement as literals.
+        sql = ClientCursor(conn).mogrify(query.sql, self.bind_params(query.params))
+
+        def parse(rows: list[Any], longest: int) -> pa.RecordBatch:
+            return csv_batch(
+                b"".join(rows),
+                columns,
+                true_values=["t"],
+                false_values=["f"],
+                binary_decoder=_decode_bytea_hex,
+                longest_row=longest,
+            )
+
+        with conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+            rows: list[Any] = []
+            longest = 0
+            for row in copy:  # one CSV line (a whole row, embedded newlines included) per chunk
+                rows.append(row)
+                longest = max(longest, len(row))
+                if len(rows) >= batch_size:
+                    yield parse(rows, longest)
+                    rows, longest = [], 0
+            if rows:
+                yield parse(rows, longest)
 
     def translate_error(self, exc: BaseException) -> SyncError | None:
         translated = super().translate_error(exc)

@@ -20,6 +20,7 @@ EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOp
 LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
 COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
 AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
+SENSOR_OPERATOR = "airflow_provider_sync.sensors.new_rows.NewRowsSensor"
 AUDIT_FAILED_RUN_CALLBACK = "airflow_provider_sync.operators.audit.audit_failed_run"
 
 
@@ -109,8 +110,16 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     spec = table.model_dump(mode="json")
     with TaskGroup(group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}") as group:
         extract = _import(EXTRACT_OPERATOR)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
+        if table.wait_for_rows is not None:
+            wait = table.wait_for_rows
+            sensor = _import(SENSOR_OPERATOR)(
+                task_id="wait_for_rows", table_spec=spec, pipeline_info=info, pool=table.pool,
+                poke_interval=wait.poke_interval.total_seconds(), timeout=wait.timeout.total_seconds(),
+                deferrable=wait.deferrable, soft_fail=wait.soft_fail,
+            )
+            sensor >> extract
         previous = extract
-        used: set[str] = {"extract", "load", "commit_watermark", "audit"}
+        used: set[str] = {"wait_for_rows", "extract", "load", "commit_watermark", "audit"}
         specs = step_specs()
         for step in table.steps:
             ((step_type, body),) = step.items()

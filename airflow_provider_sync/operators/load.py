@@ -1,7 +1,10 @@
-"""LoadOperator: write the staged rows into the target in one transaction (append, replace or upsert)."""
+"""LoadOperator: send the staged rows to the target: a database table in one transaction (append, replace
+or upsert), or a message broker topic with every delivery confirmed."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
@@ -9,7 +12,22 @@ from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator,
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_sync.pipeline.specs import LoadSpec
+    from airflow_provider_sync.pipeline.specs import LoadSpec, PublishOptions, TableOptions
+
+#: Where staged rows go, by the target connection's type (``"module:function"``); any other type is a
+#: database loaded by :data:`DEFAULT_SINK`. A sink takes ``(spec, manifest, *, logger, on_load_error)`` and
+#: returns a result with ``rows_loaded`` and ``to_json()``.
+SINKS: dict[str, str] = {
+    "kafka": "airflow_provider_sync.pipeline.publish:publish_from_staging",
+}
+DEFAULT_SINK = "airflow_provider_sync.pipeline.load:load_from_staging"
+
+
+def sink_for(conn_type: str) -> Callable[..., Any]:
+    """The function that writes staged rows to a target whose connection is of type ``conn_type``."""
+    module_name, _, function = SINKS.get(conn_type.strip().lower(), DEFAULT_SINK).partition(":")
+    sink: Callable[..., Any] = getattr(importlib.import_module(module_name), function)
+    return sink
 
 
 def target_asset_uri(conn_id: str, table: str) -> str:
@@ -18,7 +36,8 @@ def target_asset_uri(conn_id: str, table: str) -> str:
 
 
 class LoadOperator(SyncTableOperator):
-    """Loads the upstream manifest's rows. A failure rolls the target back to what it was."""
+    """Loads the upstream manifest's rows. A failure leaves the target as it was (database targets) or
+    fails before the watermark moves (broker targets)."""
 
     ui_color = "#d9f2e3"
     audit_step = "load"
@@ -29,6 +48,35 @@ class LoadOperator(SyncTableOperator):
         super().__init__(**kwargs)
         target = self.table.target
         self.outlets = [*self.outlets, Asset(target_asset_uri(str(target.conn_id), str(target.table)))]
+
+    def table_options(self) -> TableOptions | None:
+        options = self.table.target.clickhouse
+        if options is None:
+            return None
+        from airflow_provider_sync.dialects.clickhouse import ClickHouseTableOptions
+
+        return ClickHouseTableOptions(
+            engine=options.engine,
+            version_column=options.version_column,
+            partition_by=options.partition_by,
+            low_cardinality=tuple(options.low_cardinality or ()),
+        )
+
+    def publish_options(self) -> PublishOptions:
+        from airflow_provider_sync.pipeline.specs import PublishOptions
+
+        target, source = self.table.target, self.table.source
+        source_schema, source_table = split_table_name(str(source.table or target.table))
+        _, target_table = split_table_name(str(target.table))
+        message = target.kafka
+        return PublishOptions(
+            topic=target.topic or target_table,
+            source_table=source_table,
+            source_schema=source_schema,
+            key_format=(message.key_format if message else None) or "json",
+            key_separator=(message.key_separator if message else None) or "|",
+            headers=tuple(sorted(((message.headers if message else None) or {}).items())),
+        )
 
     def load_spec(self) -> LoadSpec:
         from airflow_provider_sync.pipeline.specs import LoadSpec
@@ -43,19 +91,25 @@ class LoadOperator(SyncTableOperator):
             keys=tuple(target.keys or ()),
             create_if_missing=bool(target.create_if_missing),
             pipeline=f"{self.pipeline_dag_id}.{self.table.name}",
+            table_options=self.table_options(),
+            publish=self.publish_options(),
         )
 
     def run(self, context: Context) -> StepOutcome:
-        from airflow_provider_sync.pipeline.load import load_from_staging
+        from airflow_provider_sync.pipeline.publish import create_target_with_layout
         from airflow_provider_sync.staging.manifest import StepRecord
 
         manifest = self.input_manifest(context)
-        result = load_from_staging(self.load_spec(), manifest, logger=self.log)
+        spec = self.load_spec()
+        if spec.table_options is not None:
+            create_target_with_layout(spec, manifest.arrow_schema, logger=self.log)
+        sink = sink_for(spec.connection.conn_type)
+        on_load_error = self.table.target.on_load_error or "fail"
+        result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)
+        skipped = manifest.rows - result.rows_loaded
         record = StepRecord("load", manifest.rows, result.rows_loaded, details=result.to_json())
         loaded = manifest.next_step(
             "load", manifest.files, manifest.rows, manifest.schema, record,
-            rows_loaded=result.rows_loaded, rows_skipped=manifest.rows - result.rows_loaded,
+            rows_loaded=result.rows_loaded, rows_skipped=skipped,
         )
-        return StepOutcome(
-            loaded.to_json(), {"rows_loaded": result.rows_loaded, "rows_skipped": manifest.rows - result.rows_loaded}
-        )
+        return StepOutcome(loaded.to_json(), {"rows_loaded": result.rows_loaded, "rows_skipped": skipped})

@@ -69,9 +69,12 @@ def _select_columns(spec: ExtractSpec, available: list[Column], keys: list[str])
 
 
 def _is_naive_timestamp(column: Column) -> bool:
+    """Naive timestamp columns, and text columns holding timestamps (SQLite stores them as text): both
+    compare as wall-clock text/values in the source time zone, so bounds must be bound the same way."""
     import pyarrow as pa
 
-    return pa.types.is_timestamp(column.arrow_type) and column.arrow_type.tz is None
+    kind = column.arrow_type
+    return (pa.types.is_timestamp(kind) and kind.tz is None) or pa.types.is_string(kind)
 
 
 def _to_source(value: Any, column: Column, spec: ExtractSpec) -> Any:

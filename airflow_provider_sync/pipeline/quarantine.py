@@ -343,6 +343,8 @@ class LoadRejects:
         if written:
             log.warning(
                 "load %s: %d row(s) rejected by the target were quarantined in %s",
-                self.target, written, self.writer.table,
+                self.target,
+                written,
+                self.writer.table,
             )
         return isolator.results

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from airflow_provider_sync.core.watermark import STRATEGIES
 from airflow_provider_sync.dialects.connection import ConnectionInfo
@@ -67,9 +67,36 @@ class ExtractSpec:
         return str(TableRef(self.table, self.schema)) if self.table else "query"
 
 
+class TableOptions(Protocol):
+    """Dialect-specific layout of a table the load creates (e.g. ``ClickHouseTableOptions``)."""
+
+    #: The connection type these options are written for.
+    dialect: ClassVar[str]
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """How a message-broker target (Kafka) names its topic and shapes each message.
+
+    ``topic`` is the topic as configured, before ``{schema}``/``{table}`` expansion; ``source_schema`` and
+    ``source_table`` are what those placeholders expand to.
+    """
+
+    topic: str
+    source_table: str
+    source_schema: str | None = None
+    key_format: Literal["json", "joined"] = "json"
+    key_separator: str = "|"
+    headers: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True)
 class LoadSpec:
-    """Where and how staged rows land. ``pipeline`` identifies the pipeline in the append ledger."""
+    """Where and how staged rows land. ``pipeline`` identifies the pipeline in the append ledger.
+
+    ``table_options`` lays out a table the load creates, for the dialect they name; ``publish`` applies when
+    the target is a message broker rather than a database.
+    """
 
     connection: ConnectionInfo
     table: str
@@ -80,10 +107,19 @@ class LoadSpec:
     pipeline: str = "default"
     ledger_table: str = "sync_ledger"
     ledger_schema: str | None = None
+    table_options: TableOptions | None = None
+    publish: PublishOptions | None = None
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, LOAD_MODES)
+        if self.table_options is not None and self.table_options.dialect != self.connection.conn_type:
+            raise TerminalError(
+                f"target table {self.target}: {self.table_options.dialect} table options are set but the "
+                f"target connection is of type {self.connection.conn_type!r}; remove "
+                f"target.{self.table_options.dialect} or point target.conn_id at a "
+                f"{self.table_options.dialect} connection"
+            )
         if self.mode == "upsert" and not self.keys:
             raise TerminalError("mode upsert needs keys (the columns that identify a row in the target)")
 

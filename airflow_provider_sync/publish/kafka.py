@@ -178,7 +178,10 @@ class KafkaPublisher:
 
     def publish(self, batches: Iterable[pa.RecordBatch], spec: KafkaTargetSpec) -> PublishResult:
         """Publish every row of ``batches`` to ``spec.topic``; raise unless the broker confirmed them all."""
-        from confluent_kafka import KafkaError, KafkaException
+        try:
+            from confluent_kafka import KafkaError, KafkaException
+        except ImportError as exc:
+            raise MissingDriverError("Kafka", "kafka", "confluent_kafka") from exc
 
         started = time.monotonic()
         producer = self._new_producer()

@@ -116,3 +116,20 @@ def test_interval_mode_reads_the_data_interval_and_leaves_the_watermark(
     # */15 schedule: the run covers [00:45, 01:00); updated_at steps by 5 minutes, 5 orders per step.
     assert _count(warehouse) == 15
     assert _watermark("demo_orders", "orders") is None
+
+
+def test_an_edited_or_reset_watermark_resyncs_from_that_point(
+    run_pipeline: Callable[..., Any], demo_databases: tuple[Path, Path]
+) -> None:
+    from airflow_provider_sync.factory.cli import main as cli
+
+    assert run_pipeline("demo_orders").state == "success"
+    # Orders 995-999 share updated_at 16:35 (1000 is alone at 16:40): restart after order 993.
+    assert cli(["watermark", "set", "demo_orders", "orders", "--cursor", "2026-01-01T16:35:00+00:00",
+                "--key", "993"]) == 0
+    assert run_pipeline("demo_orders").state == "success"
+    assert _watermark("demo_orders", "orders")["rows"] == 6  # type: ignore[index]
+    assert cli(["watermark", "reset", "demo_orders", "orders"]) == 0
+    assert _watermark("demo_orders", "orders") is None
+    assert run_pipeline("demo_orders").state == "success"
+    assert _watermark("demo_orders", "orders")["rows"] == 1000  # type: ignore[index]

@@ -117,7 +117,11 @@ def test_three_bad_rows_of_ten_thousand_are_quarantined_and_the_rest_commit(
     assert [json.loads(row["row_json"])["id"] for row in rows] == sorted(BAD_IDS)
     for row in rows:
         assert (row["dag_id"], row["run_id"], row["table_name"], row["step"], row["rule"]) == (
-            "shop_sync", "run1", "orders", "load", LOAD_REJECTED_RULE,
+            "shop_sync",
+            "run1",
+            "orders",
+            "load",
+            LOAD_REJECTED_RULE,
         )
         assert row["reason"] and SECRET not in row["reason"]
         assert row["quarantined_at"] is not None
@@ -189,8 +193,10 @@ def test_a_separate_quarantine_writer_keeps_its_own_connection(make_target: Any,
 
 def test_every_row_rejected_fails_instead_of_quarantining(make_target: Any, tmp_path: Path) -> None:
     target = make_target("sqlite")
-    target.run(f"CREATE TABLE {target.qualified('orders')} (id BIGINT PRIMARY KEY, name TEXT CHECK (0), "
-               "amount DECIMAL(12,2), seen_at TIMESTAMP)")
+    target.run(
+        f"CREATE TABLE {target.qualified('orders')} (id BIGINT PRIMARY KEY, name TEXT CHECK (0), "
+        "amount DECIMAL(12,2), seen_at TIMESTAMP)"
+    )
     with pytest.raises(TerminalError, match="rejected all 50 rows"):
         load_from_staging(spec(target), stage(tmp_path, rows=50), on_load_error="quarantine")
     assert target.count("orders") == 0

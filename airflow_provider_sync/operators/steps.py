@@ -1,0 +1,403 @@
+"""The transform steps as operators: validate, mask, encrypt and schema_map.
+
+Each reads the upstream manifest's staged files one batch at a time, applies the pure transform from
+``core/``, stages the result for the next task and returns the next manifest. Rows a step takes out are
+written to the quarantine table (``sync_quarantine`` next to the target table) only after the table's
+later mask and encrypt steps were applied to them, so a protected field is never stored in clear there.
+Secrets (mask secret, keyring) come from Airflow connections and never reach logs, XCom or the audit row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import Context
+
+    from airflow_provider_sync.core.keyring import Keyring
+    from airflow_provider_sync.core.rejects import RejectedRows
+    from airflow_provider_sync.pipeline.quarantine import QuarantineWriter
+    from airflow_provider_sync.staging.manifest import Manifest
+
+ColumnTransform = Callable[["pa.Array"], "pa.Array"]
+
+
+def keyring_from_connection(conn_id: str) -> Keyring:
+    """The keyring kept in an Airflow connection (password, or ``keyring`` in its extra)."""
+    from airflow.sdk import BaseHook
+
+    from airflow_provider_sync.core.keyring import Keyring
+
+    conn = BaseHook.get_connection(conn_id)
+    return Keyring.from_connection_fields(conn.password, conn.extra, conn_id)
+
+
+def mask_secret(conn_id: str | None) -> bytes | None:
+    """The hash/tokenize secret: the password of ``conn_id`` (None when the step needs none)."""
+    if not conn_id:
+        return None
+    from airflow.sdk import BaseHook
+
+    password = BaseHook.get_connection(conn_id).password
+    return password.encode() if password else None
+
+
+class TransformStepOperator(SyncTableOperator):
+    """Shared by the step operators: the step's YAML body, its staging folder and its quarantine."""
+
+    template_fields = ("table_spec", "step")
+    step_type: ClassVar[str] = ""
+
+    def __init__(self, *, step: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+
+    @cached_property
+    def step_model(self) -> Any:
+        from airflow_provider_sync.config.steps import step_specs
+
+        return step_specs()[self.step_type].model.model_validate(self.step)
+
+    @property
+    def step_name(self) -> str:
+        """The task's own name inside its table group (``validate``, ``validate_2``...)."""
+        return self.task_id.rsplit(".", 1)[-1]
+
+    @property
+    def audit_step(self) -> str:  # type: ignore[override]
+        return self.step_name
+
+    def step_index(self) -> int:
+        """Where this step sits in the table's step list (task ids are numbered as the DAG builder does)."""
+        from airflow_provider_sync.factory.builder import _unique
+
+        used: set[str] = {"extract", "load", "commit_watermark", "audit"}
+        for index, entry in enumerate(self.table.steps):
+            ((step_type, _body),) = entry.items()
+            if _unique(step_type, used) == self.step_name and step_type == self.step_type:
+                return index
+        for index, entry in enumerate(self.table.steps):
+            if entry.get(self.step_type) == self.step:
+                return index
+        return len(self.table.steps)
+
+    def stage(
+        self, context: Context, manifest: Manifest, schema: pa.Schema,
+        transform: Callable[[pa.RecordBatch], pa.RecordBatch],
+    ) -> tuple[list[str], int]:
+        """Transform every staged batch of ``manifest`` into this step's folder; returns files and rows."""
+        from airflow_provider_sync.staging.files import StageWriter, read_staged
+
+        with StageWriter(self.step_directory(context, self.step_name), schema) as writer:
+            for batch in read_staged(manifest.files):
+                writer.write(transform(batch))
+        return writer.files, writer.rows
+
+    def quarantine(self, context: Context) -> RejectSink:
+        return RejectSink(self, context)
+
+    def protection(self) -> dict[str, list[ColumnTransform]]:
+        """Column (as named in this step's input) → the later mask/encrypt transforms it goes through.
+
+        Renames of schema_map steps in between are followed back, so a column masked under its new name is
+        also masked in the rows this step rejects."""
+        from airflow_provider_sync.config.steps.encrypt import EncryptStep
+        from airflow_provider_sync.config.steps.mask import MaskStep
+        from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
+        from airflow_provider_sync.core.encrypt import Encryptor
+        from airflow_provider_sync.core.mask import Masker
+
+        origin: dict[str, str] = {}
+        transforms: dict[str, list[ColumnTransform]] = {}
+        start = self.step_index()
+        for position, entry in enumerate(self.table.steps[start:]):
+            ((step_type, body),) = entry.items()
+            if step_type == "schema_map":
+                for old, new in SchemaMapStep.model_validate(body).rename.items():
+                    origin[new] = origin.pop(old, old)
+            elif position and step_type == "mask":
+                mask = MaskStep.model_validate(body)
+                masker = Masker(mask, mask_secret(mask.secret_conn_id))
+                for column, rule in mask.columns.items():
+                    transforms.setdefault(origin.get(column, column), []).append(
+                        _masking(masker, column, rule)
+                    )
+            elif position and step_type == "encrypt":
+                encrypt = EncryptStep.model_validate(body)
+                encryptor = Encryptor(encrypt, keyring_from_connection(encrypt.keyring_conn_id),
+                                      str(self.table.target.table))
+                for column, spec in encrypt.columns.items():
+                    transforms.setdefault(origin.get(column, column), []).append(
+                        _encrypting(encryptor.keyring, encryptor.contexts[column], spec.mode)
+                    )
+        return transforms
+
+
+def _masking(masker: Any, column: str, rule: Any) -> ColumnTransform:
+    def mask(values: pa.Array) -> pa.Array:
+        return masker.mask_array(column, values, rule)
+
+    return mask
+
+
+def _encrypting(keyring: Keyring, context: str, mode: Any) -> ColumnTransform:
+    def encrypt(values: pa.Array) -> pa.Array:
+        from airflow_provider_sync.core.encrypt import encrypt_array
+
+        return encrypt_array(values, keyring, context, mode)
+
+    return encrypt
+
+
+def protect_rows(rows: pa.RecordBatch, transforms: dict[str, list[ColumnTransform]]) -> pa.RecordBatch:
+    """``rows`` with every protected column passed through its mask/encrypt transforms, in step order."""
+    import pyarrow as pa
+
+    arrays, fields = [], []
+    for index, field in enumerate(rows.schema):
+        values = rows.column(index)
+        for transform in transforms.get(field.name, ()):
+            values = transform(values)
+        arrays.append(values)
+        fields.append(field.with_type(values.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+class RejectSink:
+    """Writes a step's rejected rows, protected, to the quarantine table of the target connection.
+
+    Opened on the first rejected batch. Rows an earlier try of the same step quarantined for this run are
+    deleted first, so a retried step does not quarantine them twice."""
+
+    def __init__(self, operator: TransformStepOperator, context: Context) -> None:
+        self.operator = operator
+        self.run_id = str(context["run_id"])
+        self.rows = 0
+        self._writer: QuarantineWriter | None = None
+        self._session: Any = None
+        self._transforms: dict[str, list[ColumnTransform]] | None = None
+
+    def _open(self) -> QuarantineWriter:
+        from airflow_provider_sync.dialects.types import Binder, TableRef
+        from airflow_provider_sync.errors import TerminalError
+        from airflow_provider_sync.pipeline.quarantine import DEFAULT_QUARANTINE_TABLE, QuarantineWriter
+
+        operator = self.operator
+        target = operator.table.target
+        info = operator.connection_info(str(target.conn_id))
+        if info.conn_type == "kafka":
+            raise TerminalError(
+                f"step {operator.step_name!r} quarantines rows, but target connection {target.conn_id!r} is "
+                "Kafka, which has no quarantine table; use on_invalid drop/fail or a database target"
+            )
+        schema, _ = split_table_name(str(target.table))
+        self._session = QuarantineWriter.open(info, TableRef(DEFAULT_QUARANTINE_TABLE, schema))
+        writer: QuarantineWriter = self._session.__enter__()
+        dialect, bind = writer.dialect, Binder(writer.dialect.capabilities.param_style)
+        where = " AND ".join(
+            f"{dialect.quote(name)} = {bind(value)}"
+            for name, value in (("dag_id", operator.pipeline_dag_id), ("run_id", self.run_id),
+                                ("table_name", operator.table.name), ("step", operator.step_name))
+        )
+        dialect.begin_write(writer.conn)
+        delete = bind.query(f"DELETE FROM {dialect.qualify(writer.table)} WHERE {where}")
+        dialect.execute(writer.conn, delete).close()
+        writer.conn.commit()
+        self._writer = writer
+        return writer
+
+    def write(self, rejected: RejectedRows) -> None:
+        if rejected.num_rows == 0:
+            return
+        if self._transforms is None:
+            self._transforms = self.operator.protection()
+        writer = self._writer or self._open()
+        rows = protect_rows(rejected.rows, self._transforms)
+        self.rows += writer.write(
+            self.operator.pipeline_dag_id, self.run_id, self.operator.table.name, self.operator.step_name,
+            rows, [str(rule) for rule in rejected.rule.to_pylist()],
+            [str(reason) for reason in rejected.reason.to_pylist()],
+        )
+
+    def __enter__(self) -> RejectSink:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._session is not None:
+            self._session.__exit__(exc_type, exc, tb)
+            self._session = None
+        if self.rows and self._writer is not None:
+            self.operator.log.warning(
+                "%s: %d row(s) quarantined in %s (protected columns masked/encrypted)",
+                self.operator.step_name, self.rows, self._writer.table,
+            )
+
+
+def _first_rules(rejected: RejectedRows, into: dict[str, int]) -> None:
+    for rule in rejected.rule.to_pylist():
+        into[str(rule)] = into.get(str(rule), 0) + 1
+
+
+class ValidateOperator(TransformStepOperator):
+    """Checks rows against the step's rules; bad rows are failed, dropped, quarantined or warned about."""
+
+    ui_color = "#fdf2d0"
+    step_type = "validate"
+
+    def run(self, context: Context) -> StepOutcome:
+        from airflow_provider_sync.core.validate import Validator
+        from airflow_provider_sync.staging.manifest import StepRecord
+
+        manifest = self.input_manifest(context)
+        validator = Validator(self.step_model)
+        rejected_by_rule: dict[str, int] = {}
+
+        with self.quarantine(context) as sink:
+            def check(batch: pa.RecordBatch) -> pa.RecordBatch:
+                result = validator.validate(batch)
+                sink.write(result.rejected)
+                _first_rules(result.rejected, rejected_by_rule)
+                for rule, count in result.dropped_by_rule.items():
+                    rejected_by_rule[rule] = rejected_by_rule.get(rule, 0) + count
+                return result.valid
+
+            files, rows = self.stage(context, manifest, manifest.arrow_schema, check)
+        summary = validator.finish()  # raises when max_invalid_ratio is exceeded
+        self.log.info(
+            "validate: %d rows in, %d passed, %d quarantined, %d dropped, %d warned; broken by rule: %s",
+            summary["rows_in"], rows, summary["rows_quarantined"], summary["rows_dropped"],
+            summary["rows_warned"], summary["invalid_by_rule"],
+        )
+        record = StepRecord(self.step_name, manifest.rows, rows, rejected_by_rule, details=summary)
+        rejected = sum(rejected_by_rule.values())
+        following = manifest.next_step(self.step_name, files, rows, manifest.schema, record,
+                                       rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected)
+        audit = {"rows_valid": rows, "rows_rejected": rejected, "rejected_by_rule": rejected_by_rule}
+        return StepOutcome(following.to_json(), audit)
+
+
+class MaskOperator(TransformStepOperator):
+    """Masks columns (redact, replace, null, partial, email, phone, hash, tokenize)."""
+
+    ui_color = "#f3e3f7"
+    step_type = "mask"
+
+    def run(self, context: Context) -> StepOutcome:
+        from airflow_provider_sync.core.mask import Masker
+        from airflow_provider_sync.staging.manifest import StepRecord
+
+        manifest = self.input_manifest(context)
+        masker = Masker(self.step_model, mask_secret(self.step_model.secret_conn_id))
+        schema = masker.output_schema(manifest.arrow_schema)
+        files, rows = self.stage(context, manifest, schema, masker.mask)
+        details = masker.metadata()
+        self.log.info("mask: %d rows, columns %s", rows, details["columns_masked"])
+        record = StepRecord(self.step_name, manifest.rows, rows, details=details)
+        following = manifest.next_step(self.step_name, files, rows, schema, record)
+        return StepOutcome(following.to_json(), {"rows_masked": rows})
+
+
+class EncryptOperator(TransformStepOperator):
+    """Encrypts columns with the primary key of the keyring connection (AES-256-GCM or AES-SIV)."""
+
+    ui_color = "#e2e7f7"
+    step_type = "encrypt"
+
+    def run(self, context: Context) -> StepOutcome:
+        from airflow_provider_sync.core.encrypt import Encryptor
+        from airflow_provider_sync.staging.manifest import StepRecord
+
+        manifest = self.input_manifest(context)
+        step = self.step_model
+        keyring = keyring_from_connection(step.keyring_conn_id)
+        encryptor = Encryptor(step, keyring, str(self.table.target.table))
+        schema = encryptor.output_schema(manifest.arrow_schema)
+        files, rows = self.stage(context, manifest, schema, encryptor.encrypt)
+        details = encryptor.metadata()
+        self.log.info(
+            "encrypt: %d rows, %d values under key %s, columns %s",
+            rows, details["values_encrypted"], encryptor.keyring.primary_id, details["columns_encrypted"],
+        )
+        record = StepRecord(self.step_name, manifest.rows, rows, details=details)
+        following = manifest.next_step(self.step_name, files, rows, schema, record)
+        audit = {"rows_encrypted": details["values_encrypted"], "key_ids": details["key_ids"]}
+        return StepOutcome(following.to_json(), audit)
+
+
+class SchemaMapOperator(TransformStepOperator):
+    """Renames, converts, derives and enriches columns; rows that fail under ``quarantine`` are taken out."""
+
+    ui_color = "#e0f4f1"
+    step_type = "schema_map"
+
+    def fetch_reference(self, spec: Any) -> pa.Table:
+        """A lookup's reference table (key and named columns), read through its connection's dialect."""
+        import pyarrow as pa
+
+        from airflow_provider_sync.dialects import get_dialect
+        from airflow_provider_sync.dialects._arrow import schema_of
+        from airflow_provider_sync.dialects.types import Query, TableRef
+        from airflow_provider_sync.errors import IncompatibleSchemaError
+
+        info = self.connection_info(str(spec.conn_id))
+        dialect = get_dialect(info.conn_type)
+        schema, name = split_table_name(str(spec.table))
+        table = TableRef(name, schema)
+        wanted = [spec.reference_key, *spec.column_names]
+        conn = dialect.connect(info)
+        try:
+            declared = {column.name: column for column in dialect.get_columns(conn, table)}
+            missing = [column for column in wanted if column not in declared]
+            if missing:
+                raise IncompatibleSchemaError(
+                    f"lookup table {spec.table!r} has no column(s) {missing}; it has {sorted(declared)}"
+                )
+            columns = [declared[column] for column in wanted]
+            query = Query(f"SELECT {dialect.column_list(wanted)} FROM {dialect.qualify(table)}")
+            batches = list(dialect.read_batches(conn, query, columns, 50_000))
+            conn.rollback()
+        finally:
+            conn.close()
+        return pa.Table.from_batches(batches, schema=schema_of(columns))
+
+    def run(self, context: Context) -> StepOutcome:
+        from airflow_provider_sync.core.schema_map import SchemaMapper
+        from airflow_provider_sync.staging.manifest import StepRecord
+
+        manifest = self.input_manifest(context)
+        step = self.step_model
+        references = {spec.name: self.fetch_reference(spec) for spec in step.lookup}
+        for spec in step.lookup:
+            self.log.info("lookup %s: %d reference rows", spec.table, references[spec.name].num_rows)
+        mapper = SchemaMapper(step)
+        schema = mapper.output_schema(
+            manifest.arrow_schema, {name: table.schema for name, table in references.items()}
+        )
+        rejected_by_rule: dict[str, int] = {}
+
+        with self.quarantine(context) as sink:
+            def apply(batch: pa.RecordBatch) -> pa.RecordBatch:
+                result = mapper.apply(batch, references)
+                sink.write(result.rejected)
+                _first_rules(result.rejected, rejected_by_rule)
+                return result.batch
+
+            files, rows = self.stage(context, manifest, schema, apply)
+        details = mapper.metadata()
+        self.log.info("schema_map: %d rows in, %d out; values affected: %s",
+                      details["rows_in"], rows, details["values_affected"])
+        record = StepRecord(self.step_name, manifest.rows, rows, rejected_by_rule, details=details)
+        rejected = sum(rejected_by_rule.values())
+        following = manifest.next_step(self.step_name, files, rows, schema, record,
+                                       rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected)
+        audit = {"rows_rejected": rejected, "rejected_by_rule": rejected_by_rule}
+        return StepOutcome(following.to_json(), audit)
+

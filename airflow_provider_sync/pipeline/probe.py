@@ -1,0 +1,46 @@
+"""Cheap checks against a source that do not extract anything (used by the new-rows sensor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_sync.core.watermark import Watermark
+from airflow_provider_sync.dialects import get_dialect
+
+from .extract import _bounds, driver_errors, open_connection, plan_range
+from .specs import ExtractSpec
+
+
+def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
+    """True when the source holds at least one row after ``lower`` (within ``end_value``).
+
+    Runs one keyset query limited to a single row, so it costs an index probe, not a scan. The ``full``
+    strategy has no watermark to compare with: every poll finds work.
+    """
+    if spec.strategy == "full" or spec.cursor_column is None:
+        return True
+    dialect = get_dialect(spec.connection.conn_type)
+    range_ = plan_range(spec, lower)
+    with driver_errors(dialect):
+        conn: Any = open_connection(dialect, spec)
+        try:
+            source = spec.source
+            available = (
+                dialect.get_columns(conn, source) if not isinstance(source, str) else dialect.query_columns(conn, source)
+            )
+            by_name = {column.name: column for column in available}
+            if spec.cursor_column not in by_name:
+                from airflow_provider_sync.errors import TerminalError
+
+                raise TerminalError(f"cursor column {spec.cursor_column!r} is not in {spec.label}")
+            keys = list(spec.key_columns) or ([] if isinstance(source, str) else dialect.get_primary_key(conn, source))
+            bounds = _bounds(range_, by_name[spec.cursor_column], spec)
+            query = dialect.keyset_query(source, [spec.cursor_column], spec.cursor_column, keys, bounds, limit=1)
+            cursor = dialect.execute(conn, query)
+            try:
+                return cursor.fetchone() is not None
+            finally:
+                cursor.close()
+        finally:
+            conn.rollback()
+            conn.close()

@@ -1,0 +1,157 @@
+"""Sending staged rows to a message broker instead of a database table, and laying out created tables.
+
+:func:`publish_from_staging` is the load step's sink for Kafka targets: every staged row becomes one JSON
+change event (see :mod:`airflow_provider_sync.publish.kafka`), and it returns only once the broker confirmed
+every message, so the watermark, moved by the next task, never passes rows that did not reach Kafka. An
+unconfirmed message raises :class:`~airflow_provider_sync.errors.TransientError` and the task is retried;
+a retry publishes the range again (at-least-once delivery: consumers de-duplicate by message key).
+
+:func:`create_target_with_layout` creates a missing target table with its dialect-specific layout (for
+example ClickHouse partitioning) before the rows are loaded into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_sync.errors import TerminalError
+
+from .specs import LoadSpec, PublishOptions
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from airflow_provider_sync.staging.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishLoadResult:
+    """What one publish did, in the shape the load step's audit expects (``rows_loaded``, ``to_json``)."""
+
+    mode: str
+    rows_staged: int
+    topic: str
+    messages: int
+    batches: int
+    seconds: float
+
+    @property
+    def rows_loaded(self) -> int:
+        return self.messages
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_loaded": self.rows_loaded}
+
+
+def kafka_target_spec(spec: LoadSpec, manifest: Manifest) -> Any:
+    """The :class:`~airflow_provider_sync.publish.kafka.KafkaTargetSpec` of one load (topic expanded)."""
+    from airflow_provider_sync.publish.kafka import KafkaTargetSpec, topic_for_table
+
+    if spec.mode == "replace":
+        raise TerminalError(
+            f"target {spec.target}: mode 'replace' cannot apply to a Kafka topic (a topic is never swapped); "
+            "use mode 'upsert' (change events keyed by target keys) or 'append' (insert events)"
+        )
+    publish = spec.publish or PublishOptions(topic=spec.table, source_table=spec.table)
+    source = publish.source_table
+    if publish.source_schema:
+        source = f"{publish.source_schema}.{source}"
+    return KafkaTargetSpec(
+        topic=topic_for_table(publish.topic, table=publish.source_table, schema=publish.source_schema),
+        key_columns=tuple(spec.keys or manifest.key_columns),
+        source_table=source,
+        dag_id=manifest.dag_id,
+        run_id=manifest.run_id,
+        cursor_column=manifest.cursor_column,
+        op="upsert" if spec.mode == "upsert" else "insert",
+        key_format=publish.key_format,
+        key_separator=publish.key_separator,
+        headers=dict(publish.headers),
+    )
+
+
+def publish_from_staging(
+    spec: LoadSpec,
+    manifest: Manifest,
+    *,
+    logger: Any = None,
+    on_load_error: str = "fail",
+    producer_factory: Callable[[dict[str, Any]], Any] | None = None,
+) -> PublishLoadResult:
+    """Publish the manifest's staged rows to the Kafka topic of ``spec``; raise unless all were confirmed.
+
+    ``spec.connection`` is the Kafka connection (its extra is the producer configuration). ``upsert`` sends
+    ``"op": "upsert"`` events and ``append`` sends ``"op": "insert"`` events, keyed by ``spec.keys`` (or the
+    extraction's tie-break keys). ``producer_factory`` replaces ``confluent_kafka.Producer`` (for tests).
+    """
+    from airflow_provider_sync.publish.kafka import KafkaPublisher
+
+    from .progress import ProgressReporter
+
+    logger = logger or log
+    if on_load_error != "fail":
+        raise TerminalError(
+            f"target {spec.target}: on_load_error {on_load_error!r} is not available for Kafka targets (the "
+            "broker rejects no row for its values); remove target.on_load_error or set it to 'fail'"
+        )
+    target = kafka_target_spec(spec, manifest)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        from airflow_provider_sync.staging.files import read_staged
+
+        progress = ProgressReporter(logger, f"publish {target.topic}", total=manifest.rows or None)
+        for batch in read_staged(manifest.files):
+            progress.add(batch.num_rows)
+            yield batch
+        progress.finish()
+
+    published = KafkaPublisher(spec.connection, producer_factory=producer_factory).publish(batches(), target)
+    result = PublishLoadResult(
+        mode=spec.mode,
+        rows_staged=manifest.rows,
+        topic=published.topic,
+        messages=published.messages,
+        batches=published.batches,
+        seconds=round(published.seconds, 3),
+    )
+    logger.info("publish %s (%s): %s", target.topic, spec.mode, json.dumps(result.to_json()))
+    return result
+
+
+def create_target_with_layout(spec: LoadSpec, schema: pa.Schema, *, logger: Any = None) -> bool:
+    """Create ``spec.target`` with ``spec.table_options`` when it is missing and may be created.
+
+    Returns whether the table was created. An existing table keeps its layout; the load then checks that
+    it can take the staged columns.
+    """
+    if spec.table_options is None or not spec.create_if_missing:
+        return False
+    from airflow_provider_sync.dialects import get_dialect
+
+    from .extract import driver_errors, open_connection
+
+    dialect = get_dialect(spec.connection.conn_type)
+    with driver_errors(dialect):
+        conn = open_connection(dialect, spec)
+        try:
+            if dialect.table_exists(conn, spec.target):
+                return False
+            # Only the dialect the options name takes them; LoadSpec checked that this is that dialect.
+            statement = dialect.create_table_sql(  # type: ignore[call-arg]
+                spec.target, schema, spec.keys, options=spec.table_options
+            )
+            dialect.execute(conn, statement).close()
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+    (logger or log).info("created target table %s with its configured layout", spec.target)
+    return True
