@@ -29,7 +29,9 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [{"integration-name": "Sync", "python-modules": _OPERATORS}],
-        "sensors": [{"integration-name": "Sync", "python-modules": ["airflow_provider_sync.sensors.new_rows"]}],
+        "sensors": [
+            {"integration-name": "Sync", "python-modules": ["airflow_provider_sync.sensors.new_rows"]}
+        ],
         "triggers": [
             {"integration-name": "Sync", "python-modules": ["airflow_provider_sync.triggers.new_rows"]}
         ],

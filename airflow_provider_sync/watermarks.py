@@ -29,7 +29,7 @@ def read_in_task(dag_id: str, table: str) -> dict[str, Any] | None:
 
 
 def write_in_task(dag_id: str, table: str, value: dict[str, Any]) -> None:
-    """Store the watermark through the Task SDK. Committed at once, so call it only after the load committed."""
+    """Store the watermark through the Task SDK. It is committed at once: call it only after the load."""
     from airflow.sdk import Variable
 
     Variable.set(variable_key(dag_id, table), json.dumps(value, sort_keys=True, default=str))

@@ -52,7 +52,10 @@ def measure(files: int) -> tuple[int, float, str]:
         env = {**os.environ, "SYNC_DAG_CONFIGS": folder, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
         out = subprocess.run(
             [sys.executable, "-c", PROBE, str(REPO / "dags" / "sync_pipelines.py")],
-            env=env, check=True, capture_output=True, text=True,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
     return int(out[0]), float(out[1]), out[2]
 
@@ -63,8 +66,10 @@ def main() -> None:
     args = parser.parse_args()
     for count in (1, args.files):
         dags, seconds, heavy = measure(count)
-        print(f"{count:>4} pipeline files → {dags:>4} DAGs parsed in {seconds:6.2f} s "
-              f"({seconds / max(dags, 1) * 1000:6.1f} ms per DAG); heavy modules imported: {heavy}")
+        print(
+            f"{count:>4} pipeline files → {dags:>4} DAGs parsed in {seconds:6.2f} s "
+            f"({seconds / max(dags, 1) * 1000:6.1f} ms per DAG); heavy modules imported: {heavy}"
+        )
 
 
 if __name__ == "__main__":

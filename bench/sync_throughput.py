@@ -50,7 +50,7 @@ SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad((g %% 10000000)::text
        'cancelled'])[1 + g %% 4], timestamptz '2025-01-01 00:00:00+00' + g * interval '1.5 second',
        timestamptz '2025-06-01 00:00:00+00' + (g / 3) * interval '1 second' + (g %% 7) * interval '1 microsecond',
        rpad(md5(g::text) || ' ' || md5((g + 1)::text), 80, '.')
-FROM generate_series(1, %s) AS g"""
+FROM generate_series(1::bigint, %s) AS g"""
 
 
 # --------------------------------------------------------------------------- measured tasks (children)

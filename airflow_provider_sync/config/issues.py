@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from airflow_provider_sync.config.loader import LoadedYaml, PathKey, format_path
+from airflow_provider_sync.config.loader import LoadedYaml, PathKey, format_path, has_child
 from airflow_provider_sync.errors import ConfigIssue
 
 _MAX_SHOWN = 80
@@ -27,7 +27,7 @@ def did_you_mean(word: str, allowed: list[str]) -> str:
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    """BaseModel classes reachable from a field annotation (through Optional, Union, list, dict, Annotated)."""
+    """BaseModel classes reachable from a field annotation (via Optional, Union, list, dict, Annotated)."""
     origin = typing.get_origin(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
@@ -65,10 +65,7 @@ def _data_path(loc: tuple[Any, ...], data: Any, keep_last: bool) -> PathKey:
     path: list[str | int] = []
     node = data
     for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if has_child(node, part):
             node = node[part]
             path.append(part)
         elif keep_last and index == len(loc) - 1 and isinstance(part, (str, int)):
@@ -81,12 +78,15 @@ def _message(error: Any, model: type[BaseModel], path: PathKey) -> str:
     key = path[-1] if path else ""
     if kind == "extra_forbidden":
         allowed = allowed_keys(model, path[:-1])
-        return f"unknown key {key!r}.{did_you_mean(str(key), allowed)} Allowed keys: {', '.join(allowed) or '(none)'}"
+        choices = ", ".join(allowed) or "(none)"
+        return f"unknown key {key!r}.{did_you_mean(str(key), allowed)} Allowed keys: {choices}"
     if kind == "missing":
         return f"required key {key!r} is missing"
     if kind == "literal_error":
         expected = context.get("expected", "")
-        options = [option.strip(" '") for option in expected.replace(" or ", ",").split(",") if option.strip()]
+        options = [
+            option.strip(" '") for option in expected.replace(" or ", ",").split(",") if option.strip()
+        ]
         hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
         return f"{show_value(value)} is not allowed; allowed values: {expected}.{hint}"
     if kind == "value_error":
@@ -108,7 +108,9 @@ def issues_from_validation(
         full = (*prefix, *path)
         if full in issues:
             continue
-        issues[full] = ConfigIssue(loaded.file, format_path(full), loaded.line_of(full), _message(item, model, path))
+        issues[full] = ConfigIssue(
+            loaded.file, format_path(full), loaded.line_of(full), _message(item, model, path)
+        )
     return sorted(issues.values(), key=lambda issue: issue.line or 0)
 
 

@@ -40,6 +40,13 @@ class LoadedYaml:
         return None
 
 
+def has_child(node: Any, part: Any) -> bool:
+    """Whether ``node[part]`` exists in parsed YAML data (a mapping key or a list index)."""
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
 def format_path(path: PathKey) -> str:
     """``("tables", 2, "steps", 0)`` → ``tables[2].steps[0]``."""
     text = ""
@@ -52,7 +59,9 @@ class _UniqueKeySafeLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
 
 
-def _record(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], issues: list[ConfigIssue], file: str) -> None:
+def _record(
+    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], issues: list[ConfigIssue], file: str
+) -> None:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
@@ -61,8 +70,12 @@ def _record(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], issues: l
             line = key_node.start_mark.line + 1
             if key in seen:
                 issues.append(
-                    ConfigIssue(file, format_path((*path, key)), line,
-                                f"duplicate key {key!r} (first defined on line {seen[key]}); keep only one")
+                    ConfigIssue(
+                        file,
+                        format_path((*path, key)),
+                        line,
+                        f"duplicate key {key!r} (first defined on line {seen[key]}); keep only one",
+                    )
                 )
             seen[key] = line
             child = (*path, key)
@@ -126,7 +139,9 @@ def substitute_env(loaded: LoadedYaml, environ: Mapping[str, str] | None = None)
                 return default
             issues.append(
                 ConfigIssue(
-                    loaded.file, format_path(path), loaded.line_of(path),
+                    loaded.file,
+                    format_path(path),
+                    loaded.line_of(path),
                     f"environment variable {name!r} is not set; set it, or give a default "
                     f"with ${{{name}:-default}} (write $$ for a literal $)",
                 )

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
 
 from airflow_provider_sync.config.sections import (
-
     DefaultArgs,
     IncrementalConfig,
     SourceConfig,
@@ -66,11 +65,17 @@ def _table_fields(steps_type: Any) -> dict[str, Any]:
         "incremental": (IncrementalConfig | None, Field(None, description="What counts as new.")),
         "steps": (
             steps_type | None,
-            Field(None, description="Ordered transform steps between extract and load (a table's list "
-                  "replaces the file's)."),
+            Field(
+                None,
+                description="Ordered transform steps between extract and load (a table's list "
+                "replaces the file's).",
+            ),
         ),
         "pool": (str | None, Field(None, description="Airflow pool capping concurrent tasks on the source.")),
-        "wait_for_rows": (WaitForRowsConfig | None, Field(None, description="Wait for new source rows first.")),
+        "wait_for_rows": (
+            WaitForRowsConfig | None,
+            Field(None, description="Wait for new source rows first."),
+        ),
     }
 
 
@@ -109,7 +114,7 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
     from airflow_provider_sync.config.alerts import AlertsConfig
     from airflow_provider_sync.config.audit import AuditConfig
 
-    step_list = list[_step_entry_model()]  # type: ignore[misc]
+    step_list = list[_step_entry_model()]  # type: ignore[misc,valid-type]
     table_model = create_model(
         "TableConfig",
         __base__=StrictModel,
@@ -124,25 +129,42 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
         version=(Literal[1], Field(description="Format version of this file; always 1.")),
         dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
         description=(str | None, Field(None, description="Shown in the Airflow UI.")),
-        schedule=(Schedule, Field(None, description="Cron, a preset (@daily, @continuous, ...), "
-                                  "{assets: [...]}, or null for manual runs only.")),
-        start_date=(date | datetime, Field(datetime(2025, 1, 1, tzinfo=timezone.utc),
-                                           description="First logical date (UTC unless zoned).")),
+        schedule=(
+            Schedule,
+            Field(
+                None,
+                description="Cron, a preset (@daily, @continuous, ...), "
+                "{assets: [...]}, or null for manual runs only.",
+            ),
+        ),
+        start_date=(
+            date | datetime,
+            Field(
+                datetime(2025, 1, 1, tzinfo=timezone.utc),
+                description="First logical date (UTC unless zoned).",
+            ),
+        ),
         end_date=(date | datetime | None, Field(None, description="No runs after this date.")),
         catchup=(bool, Field(False, description="Create runs for missed intervals (backfill on deploy).")),
         tags=(list[str], Field(default_factory=list, description="UI tags (`sync` is always added).")),
         owner=(str, Field("airflow", description="Owner shown in the UI.")),
         max_active_runs=(int, Field(1, ge=1, description="Concurrent runs (keep 1 for watermark syncs).")),
-        max_consecutive_failed_dag_runs=(int | None, Field(None, ge=1, description="Pause the DAG after "
-                                                           "this many failed runs in a row.")),
+        max_consecutive_failed_dag_runs=(
+            int | None,
+            Field(None, ge=1, description="Pause the DAG after this many failed runs in a row."),
+        ),
         params=(dict[str, Any], Field(default_factory=dict, description="Airflow params shown at trigger.")),
         default_args=(DefaultArgs, Field(default_factory=DefaultArgs, description="Retries and timeouts.")),
-        staging=(StagingConfig, Field(default_factory=StagingConfig, description="Where rows wait between "
-                                      "tasks.")),
+        staging=(
+            StagingConfig,
+            Field(default_factory=StagingConfig, description="Where rows wait between tasks."),
+        ),
         alerts=(AlertsConfig | None, Field(None, description="Callbacks, notifiers and deadline alerts.")),
         audit=(AuditConfig | None, Field(None, description="Audit table settings (on by default).")),
-        tables=(list[table_model] | None, Field(None, description="Tables synced by this DAG; each "  # type: ignore[valid-type]
-                                                 "inherits the file-level settings.")),
+        tables=(
+            list[table_model] | None,
+            Field(None, description="Tables synced by this DAG; each inherits the file-level settings."),
+        ),
         **_table_fields(step_list),
     )
     return file_model, table_model

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import typing
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -42,7 +41,12 @@ def _describe(field: FieldInfo) -> str:
 
 
 def _model_section(title: str, model: type[BaseModel], seen: set[type[BaseModel]]) -> list[str]:
-    lines = [f"#### `{title}`", "", (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "", ""]
+    lines = [
+        f"#### `{title}`",
+        "",
+        (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else "",
+        "",
+    ]
     lines += ["| key | default | meaning |", "|---|---|---|"]
     nested: list[tuple[str, type[BaseModel]]] = []
     for name, field in model.model_fields.items():

@@ -19,6 +19,7 @@ from airflow_provider_sync.config.loader import (
     PathKey,
     deep_merge,
     format_path,
+    has_child,
     load_yaml_file,
     substitute_env,
 )
@@ -81,8 +82,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
     path = Path(path)
     loaded = load_yaml_file(path)
     if not isinstance(loaded.data, dict):
-        raise ConfigError([ConfigIssue(loaded.file, "", 1, "a pipeline file must be a YAML mapping "
-                                       "(keys such as version, dag_id, source, target)")])
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    loaded.file,
+                    "",
+                    1,
+                    "a pipeline file must be a YAML mapping (keys such as version, dag_id, source, target)",
+                )
+            ]
+        )
     defaults_path = find_defaults(path)
     if defaults_path is not None:
         defaults = load_yaml_file(defaults_path)
@@ -90,8 +99,16 @@ def load_pipeline(path: str | Path) -> Pipeline:
             raise ConfigError([ConfigIssue(defaults.file, "", 1, "the defaults file must be a YAML mapping")])
         for key in defaults.data or {}:
             if key in ("dag_id", "tables"):
-                raise ConfigError([ConfigIssue(defaults.file, key, defaults.line_of((key,)),
-                                               f"{key!r} cannot be set in a defaults file")])
+                raise ConfigError(
+                    [
+                        ConfigIssue(
+                            defaults.file,
+                            key,
+                            defaults.line_of((key,)),
+                            f"{key!r} cannot be set in a defaults file",
+                        )
+                    ]
+                )
         loaded.data = deep_merge(defaults.data or {}, loaded.data)
     issues = substitute_env(loaded)
     file_model, _ = pipeline_models()
@@ -129,9 +146,17 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
         entries = [((), None, {})]
     else:
         if not tables_in_file:
-            return [], [ConfigIssue(loaded.file, "tables", loaded.line_of(("tables",)),
-                                    "'tables' is empty; list at least one table or remove the key")]
-        entries = [(("tables", index), table.name, _settings(table)) for index, table in enumerate(tables_in_file)]
+            return [], [
+                ConfigIssue(
+                    loaded.file,
+                    "tables",
+                    loaded.line_of(("tables",)),
+                    "'tables' is empty; list at least one table or remove the key",
+                )
+            ]
+        entries = [
+            (("tables", index), table.name, _settings(table)) for index, table in enumerate(tables_in_file)
+        ]
     specs: list[TableSpec] = []
     issues: list[ConfigIssue] = []
     seen: dict[str, PathKey] = {}
@@ -147,9 +172,15 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
             continue
         spec = _apply_defaults(name, merged, staging)
         if spec.name in seen:
-            issues.append(ConfigIssue(loaded.file, format_path((*prefix, "name")), loaded.line_of((*prefix, "name")),
-                                      f"duplicate table {spec.name!r} (also at {format_path(seen[spec.name])}); "
-                                      "table names must be unique within a file"))
+            issues.append(
+                ConfigIssue(
+                    loaded.file,
+                    format_path((*prefix, "name")),
+                    loaded.line_of((*prefix, "name")),
+                    f"duplicate table {spec.name!r} (also at {format_path(seen[spec.name])}); "
+                    "table names must be unique within a file",
+                )
+            )
             continue
         seen[spec.name] = prefix
         specs.append(spec)
@@ -158,9 +189,7 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
 
 def _present(data: Any, path: PathKey) -> bool:
     for part in path:
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+        if has_child(data, part):
             data = data[part]
         else:
             return False
@@ -173,33 +202,62 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     source, target = merged.get("source", {}), merged.get("target", {})
     incremental = merged.get("incremental", {})
     if not source.get("conn_id"):
-        problems.append((("source", "conn_id"), "required key 'conn_id' is missing: name the Airflow "
-                         "connection to read from"))
+        problems.append(
+            (
+                ("source", "conn_id"),
+                "required key 'conn_id' is missing: name the Airflow connection to read from",
+            )
+        )
     if not source.get("table") and not source.get("query"):
         problems.append((("source",), "give 'table' or 'query' to say what to read"))
     if not target.get("conn_id"):
-        problems.append((("target", "conn_id"), "required key 'conn_id' is missing: name the Airflow "
-                         "connection to write to"))
+        problems.append(
+            (
+                ("target", "conn_id"),
+                "required key 'conn_id' is missing: name the Airflow connection to write to",
+            )
+        )
     if not target.get("table") and not source.get("table"):
         problems.append((("target", "table"), "required when the source is a query"))
     mode = target.get("mode", "upsert")
     if mode == "upsert" and not target.get("keys"):
-        problems.append((("target", "keys"), "mode 'upsert' needs 'keys': the columns that identify a row "
-                         "(or use mode 'append' or 'replace')"))
+        problems.append(
+            (
+                ("target", "keys"),
+                "mode 'upsert' needs 'keys': the columns that identify a row "
+                "(or use mode 'append' or 'replace')",
+            )
+        )
     if incremental.get("lag") and mode == "append":
-        problems.append((("incremental", "lag"), "lag re-reads rows already loaded, which mode 'append' would "
-                         "insert twice; use mode 'upsert' (or drop lag)"))
+        problems.append(
+            (
+                ("incremental", "lag"),
+                "lag re-reads rows already loaded, which mode 'append' would "
+                "insert twice; use mode 'upsert' (or drop lag)",
+            )
+        )
     strategy = incremental.get("strategy", "full")
     if strategy != "full":
         if not incremental.get("column"):
-            problems.append((("incremental", "column"), f"strategy {strategy!r} needs 'column': the cursor "
-                             "column whose growth marks new or changed rows"))
+            problems.append(
+                (
+                    ("incremental", "column"),
+                    f"strategy {strategy!r} needs 'column': the cursor "
+                    "column whose growth marks new or changed rows",
+                )
+            )
         if not incremental.get("key") and not target.get("keys"):
-            problems.append((("incremental", "key"), "give 'key' (tie-break columns) or target 'keys', so rows "
-                             "sharing a cursor value are never skipped between batches"))
+            problems.append(
+                (
+                    ("incremental", "key"),
+                    "give 'key' (tie-break columns) or target 'keys', so rows "
+                    "sharing a cursor value are never skipped between batches",
+                )
+            )
     elif incremental.get("mode") == "interval":
-        problems.append((("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, "
-                         "not 'full'"))
+        problems.append(
+            (("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, not 'full'")
+        )
     return problems
 
 

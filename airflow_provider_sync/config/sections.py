@@ -37,7 +37,9 @@ _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
 QualifiedName = Annotated[
     str,
     AfterValidator(_check_qualified_name),
-    Field(description="Table name: `table`, `schema.table` or `database.schema.table`; always quoted in SQL."),
+    Field(
+        description="Table name: `table`, `schema.table` or `database.schema.table`; always quoted in SQL."
+    ),
 ]
 
 ConnId = Annotated[
@@ -142,7 +144,9 @@ class TargetConfig(StrictModel):
         "whole table; upsert: insert or update by `keys` (idempotent). Default: upsert.",
     )
     keys: list[Identifier] | None = Field(None, description="Key columns, required for upsert.")
-    create_if_missing: bool | None = Field(None, description="Create the target table from the mapped schema.")
+    create_if_missing: bool | None = Field(
+        None, description="Create the target table from the mapped schema."
+    )
     topic: Annotated[str, AfterValidator(_check_topic_template)] | None = Field(
         None,
         description="Kafka topic, for Kafka targets (default: the target table's name). `{schema}` and "
@@ -167,7 +171,9 @@ def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from None
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
+        ) from None
     return value
 
 
@@ -216,14 +222,20 @@ class WaitForRowsConfig(StrictModel):
     poke_interval: Duration = Field(timedelta(minutes=1), description="How often to look for new rows.")
     timeout: Duration = Field(timedelta(hours=1), description="Give up after this long.")
     deferrable: bool = Field(True, description="Wait in the triggerer instead of holding a worker slot.")
-    soft_fail: bool = Field(True, description="On timeout, skip the table's tasks instead of failing the run.")
+    soft_fail: bool = Field(
+        True, description="On timeout, skip the table's tasks instead of failing the run."
+    )
 
 
 class DefaultArgs(StrictModel):
     """Airflow task defaults: retries and timeouts."""
 
-    retries: int | None = Field(None, ge=0, le=100, description="Retries of a task that failed with a "
-                                "transient error (terminal errors never retry).")
+    retries: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Retries of a task that failed with a transient error (terminal errors never retry).",
+    )
     retry_delay: Duration | None = Field(None, description="Wait before the first retry.")
     retry_exponential_backoff: bool | None = Field(None, description="Double the wait at each retry.")
     max_retry_delay: Duration | None = Field(None, description="Upper bound of the backoff.")
@@ -241,4 +253,3 @@ class StagingConfig(StrictModel):
     )
     conn_id: ConnId | None = Field(None, description="Airflow connection for the object store.")
     keep_committed: bool = Field(False, description="Keep staged files after a successful run.")
-

@@ -25,9 +25,10 @@ AUDIT_FAILED_RUN_CALLBACK = "airflow_provider_sync.operators.audit.audit_failed_
 
 
 def _import(dotted: str) -> Any:
-    from airflow.sdk.module_loading import import_string
+    import importlib
 
-    return import_string(dotted)
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def _utc(value: date | datetime | None) -> datetime | None:
@@ -94,7 +95,8 @@ def build_dag(pipeline: Pipeline) -> DAG:
         max_consecutive_failed_dag_runs=model.max_consecutive_failed_dag_runs or 0,
         params=model.params,
         default_args=default_args(pipeline),
-        doc_md=f"Synchronised by airflow-provider-sync from `{pipeline.path}` (sha256 {pipeline.sha256[:12]}).",
+        doc_md=f"Synchronised by airflow-provider-sync from `{pipeline.path}` "
+        f"(sha256 {pipeline.sha256[:12]}).",
         **dag_kwargs_from_alerts(model.alerts, dag_id=model.dag_id),
     )
     info = pipeline_info(pipeline)
@@ -108,14 +110,23 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     from airflow.sdk import TaskGroup
 
     spec = table.model_dump(mode="json")
-    with TaskGroup(group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}") as group:
-        extract = _import(EXTRACT_OPERATOR)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
+    with TaskGroup(
+        group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}"
+    ) as group:
+        extract = _import(EXTRACT_OPERATOR)(
+            task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool
+        )
         if table.wait_for_rows is not None:
             wait = table.wait_for_rows
             sensor = _import(SENSOR_OPERATOR)(
-                task_id="wait_for_rows", table_spec=spec, pipeline_info=info, pool=table.pool,
-                poke_interval=wait.poke_interval.total_seconds(), timeout=wait.timeout.total_seconds(),
-                deferrable=wait.deferrable, soft_fail=wait.soft_fail,
+                task_id="wait_for_rows",
+                table_spec=spec,
+                pipeline_info=info,
+                pool=table.pool,
+                poke_interval=wait.poke_interval.total_seconds(),
+                timeout=wait.timeout.total_seconds(),
+                deferrable=wait.deferrable,
+                soft_fail=wait.soft_fail,
             )
             sensor >> extract
         previous = extract
@@ -140,7 +151,10 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
             task_id="commit_watermark", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
         )
         audit = _import(AUDIT_OPERATOR)(
-            task_id="audit", table_spec=spec, pipeline_info=info, input_task_id=commit.task_id,
+            task_id="audit",
+            table_spec=spec,
+            pipeline_info=info,
+            input_task_id=commit.task_id,
             manifest_task_id=load.task_id,
         )
         previous >> load >> commit >> audit

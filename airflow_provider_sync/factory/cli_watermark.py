@@ -27,10 +27,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     prefix = variable_key(args.dag_id, args.table) if args.table else f"{VARIABLE_PREFIX}{args.dag_id}:"
     with create_session() as session:
-        rows = session.execute(select(VariableRow.key, VariableRow.val).where(VariableRow.key.startswith(prefix)))
+        rows = session.execute(
+            select(VariableRow.key, VariableRow.val).where(VariableRow.key.startswith(prefix))
+        )
         found = sorted((key, value) for key, value in rows if args.table is None or key == prefix)
     if not found:
-        print(f"no watermark stored under {prefix!r}: the next run starts from initial_value (or the beginning)")
+        print(
+            f"no watermark stored under {prefix!r}: the next run starts from initial_value (or the beginning)"
+        )
         return 0
     for key, value in found:
         print(f"{key}\n{json.dumps(json.loads(value), indent=2, sort_keys=True)}")

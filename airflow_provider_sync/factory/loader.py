@@ -59,9 +59,17 @@ def load_folder(folder: str | Path) -> FolderResult:
         if dag.dag_id in seen:
             from airflow_provider_sync.errors import ConfigIssue
 
-            result.errors[str(path)] = ConfigError([ConfigIssue(
-                str(path), "dag_id", None,
-                f"dag_id {dag.dag_id!r} is already used by {seen[dag.dag_id]}; dag ids must be unique")])
+            result.errors[str(path)] = ConfigError(
+                [
+                    ConfigIssue(
+                        str(path),
+                        "dag_id",
+                        None,
+                        f"dag_id {dag.dag_id!r} is already used by {seen[dag.dag_id]}; "
+                        "dag ids must be unique",
+                    )
+                ]
+            )
             continue
         seen[dag.dag_id] = path
         result.dags[dag.dag_id] = dag

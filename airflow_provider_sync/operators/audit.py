@@ -52,7 +52,9 @@ def write_audit(operator: SyncTableOperator, record: AuditRecord, *, raise_error
     try:
         info = operator.connection_info(conn_id)
         if info.conn_type == "kafka":
-            operator.log.warning("No audit row: connection %r is Kafka; set audit.conn_id to a database", conn_id)
+            operator.log.warning(
+                "No audit row: connection %r is Kafka; set audit.conn_id to a database", conn_id
+            )
             return
         with AuditWriter.open(info, audit_table(settings)) as writer:
             writer.write(record)
@@ -64,7 +66,12 @@ def write_audit(operator: SyncTableOperator, record: AuditRecord, *, raise_error
 
 def run_values(history: list[dict[str, Any]]) -> dict[str, Any]:
     """Sum a manifest's step history into the run row's counters."""
-    values: dict[str, Any] = {"rows_rejected": 0, "rejected_by_rule": {}, "rows_masked": 0, "rows_encrypted": 0}
+    values: dict[str, Any] = {
+        "rows_rejected": 0,
+        "rejected_by_rule": {},
+        "rows_masked": 0,
+        "rows_encrypted": 0,
+    }
     key_ids: set[str] = set()
     for record in history:
         step, details = record.get("step", ""), record.get("details") or {}
@@ -114,8 +121,12 @@ class AuditLogOperator(SyncTableOperator):
         )
         write_audit(self, final)
         self.log.info("%s", summary_block(self.table.name, final))
-        return StepOutcome(xcom={"run": final.column_values() | {"started_at": str(final.started_at),
-                                                                 "ended_at": str(final.ended_at)}})
+        return StepOutcome(
+            xcom={
+                "run": final.column_values()
+                | {"started_at": str(final.started_at), "ended_at": str(final.ended_at)}
+            }
+        )
 
 
 def summary_block(table: str, record: AuditRecord) -> str:
@@ -123,17 +134,19 @@ def summary_block(table: str, record: AuditRecord) -> str:
     loaded = record.rows_loaded or 0
     rate = f"{(record.rows_extracted or 0) / duration:,.0f} rows/s" if duration else "-"
     rules = ", ".join(f"{rule}={count}" for rule, count in sorted((record.rejected_by_rule or {}).items()))
-    return "\n".join([
-        f"==== sync summary: {table} ====",
-        f"rows extracted   {record.rows_extracted or 0:>12,}",
-        f"rows valid       {record.rows_valid if record.rows_valid is not None else '-':>12}",
-        f"rows rejected    {record.rows_rejected or 0:>12,}   {rules}",
-        f"rows masked      {record.rows_masked or 0:>12,}",
-        f"rows encrypted   {record.rows_encrypted or 0:>12,}",
-        f"rows loaded      {loaded:>12,}   skipped {record.rows_skipped or 0:,}",
-        f"watermark        {record.watermark_before} -> {record.watermark_after}",
-        f"duration         {duration:>12.1f} s   ({rate})",
-    ])
+    return "\n".join(
+        [
+            f"==== sync summary: {table} ====",
+            f"rows extracted   {record.rows_extracted or 0:>12,}",
+            f"rows valid       {record.rows_valid if record.rows_valid is not None else '-':>12}",
+            f"rows rejected    {record.rows_rejected or 0:>12,}   {rules}",
+            f"rows masked      {record.rows_masked or 0:>12,}",
+            f"rows encrypted   {record.rows_encrypted or 0:>12,}",
+            f"rows loaded      {loaded:>12,}   skipped {record.rows_skipped or 0:,}",
+            f"watermark        {record.watermark_before} -> {record.watermark_after}",
+            f"duration         {duration:>12.1f} s   ({rate})",
+        ]
+    )
 
 
 def audit_failed_run(context: Mapping[str, Any]) -> None:
@@ -144,7 +157,10 @@ def audit_failed_run(context: Mapping[str, Any]) -> None:
     exception = context.get("exception") or "task failed"
     try:
         record = start_record(task, context, "run")
-        write_audit(task, record.failed(exception if isinstance(exception, BaseException) else str(exception)),
-                    raise_errors=False)
+        write_audit(
+            task,
+            record.failed(exception if isinstance(exception, BaseException) else str(exception)),
+            raise_errors=False,
+        )
     except Exception:
         log.exception("Could not write the audit row of a failed run")

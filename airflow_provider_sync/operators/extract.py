@@ -72,7 +72,8 @@ class IncrementalExtractOperator(SyncTableOperator):
             if stored is not None:
                 lower = Watermark.from_json(stored, spec.strategy, spec.source_timezone)
             self.log.info(
-                "Watermark %s: %s", variable_key(self.pipeline_dag_id, self.table.name),
+                "Watermark %s: %s",
+                variable_key(self.pipeline_dag_id, self.table.name),
                 "none yet (first run)" if lower is None else f"cursor {lower.cursor!r}",
             )
         manifest = extract_to_staging(
@@ -83,7 +84,7 @@ class IncrementalExtractOperator(SyncTableOperator):
             run_id=context["run_id"],
             table=self.table.name,
             interval=interval,
-            logger=self.log,
+            logger=self.log,  # type: ignore[arg-type]  # Airflow's logger has the stdlib interface
         )
         watermark_before = lower.to_json() if lower is not None else None
         return StepOutcome(

@@ -29,7 +29,9 @@ class CommitWatermarkOperator(SyncTableOperator):
         manifest = self.input_manifest(context)
         key = variable_key(self.pipeline_dag_id, self.table.name)
         stored = read_in_task(self.pipeline_dag_id, self.table.name)
-        previous = Watermark.from_json(stored, manifest.strategy, manifest.source_timezone) if stored else None
+        previous = (
+            Watermark.from_json(stored, manifest.strategy, manifest.source_timezone) if stored else None
+        )
         new = manifest_watermark(manifest, previous, run_id=context["run_id"])
         before = previous.to_json() if previous else None
         after = new.to_json() if new else None

@@ -26,16 +26,22 @@ def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
         try:
             source = spec.source
             available = (
-                dialect.get_columns(conn, source) if not isinstance(source, str) else dialect.query_columns(conn, source)
+                dialect.get_columns(conn, source)
+                if not isinstance(source, str)
+                else dialect.query_columns(conn, source)
             )
             by_name = {column.name: column for column in available}
             if spec.cursor_column not in by_name:
                 from airflow_provider_sync.errors import TerminalError
 
                 raise TerminalError(f"cursor column {spec.cursor_column!r} is not in {spec.label}")
-            keys = list(spec.key_columns) or ([] if isinstance(source, str) else dialect.get_primary_key(conn, source))
+            keys = list(spec.key_columns) or (
+                [] if isinstance(source, str) else dialect.get_primary_key(conn, source)
+            )
             bounds = _bounds(range_, by_name[spec.cursor_column], spec)
-            query = dialect.keyset_query(source, [spec.cursor_column], spec.cursor_column, keys, bounds, limit=1)
+            query = dialect.keyset_query(
+                source, [spec.cursor_column], spec.cursor_column, keys, bounds, limit=1
+            )
             cursor = dialect.execute(conn, query)
             try:
                 return cursor.fetchone() is not None

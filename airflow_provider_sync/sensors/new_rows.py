@@ -83,8 +83,9 @@ class NewRowsSensor(BaseSensorOperator):
         from airflow_provider_sync.triggers.new_rows import NewRowsTrigger
 
         self.defer(
-            trigger=NewRowsTrigger(table_spec=self.table_spec, watermark=watermark,
-                                   poke_interval=float(self.poke_interval)),
+            trigger=NewRowsTrigger(
+                table_spec=self.table_spec, watermark=watermark, poke_interval=float(self.poke_interval)
+            ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout)) if self.timeout else None,
         )

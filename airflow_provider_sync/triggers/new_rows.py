@@ -19,7 +19,7 @@ class NewRowsTrigger(BaseTrigger):
     def __init__(
         self, *, table_spec: dict[str, Any], watermark: dict[str, Any] | None, poke_interval: float = 60.0
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.table_spec = table_spec
         self.watermark = watermark
         self.poke_interval = poke_interval
@@ -38,7 +38,7 @@ class NewRowsTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         while True:
             if await asyncio.to_thread(self._check):
-                yield TriggerEvent({"status": "new_rows"})
+                yield TriggerEvent({"status": "new_rows"})  # type: ignore[no-untyped-call]
                 return
             self.log.info("No rows past the watermark yet; checking again in %ss", self.poke_interval)
             await asyncio.sleep(self.poke_interval)

@@ -34,7 +34,8 @@ def _audit(path: Path, run_id: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as db:
         return db.execute(
             "SELECT step, status, try_number, rows_extracted, rows_loaded, error_class FROM sync_audit "
-            "WHERE run_id = ? ORDER BY started_at, step", (run_id,)
+            "WHERE run_id = ? ORDER BY started_at, step",
+            (run_id,),
         ).fetchall()
 
 
@@ -65,7 +66,9 @@ def test_demo_syncs_incrementally_and_moves_the_watermark(
     assert _count(warehouse) == 1000
     after_first = _watermark("demo_orders", "orders")
     assert after_first is not None
-    assert after_first["cursor"] == {"timestamp": "2026-01-01T16:40:00+00:00"} and after_first["key"] == [1000]
+    assert after_first["cursor"] == {"timestamp": "2026-01-01T16:40:00+00:00"} and after_first["key"] == [
+        1000
+    ]
     assert after_first["rows"] == 1000
     assert _audit(warehouse, first.run_id) == [
         ("run", "success", None, 1000, 1000, None),  # starts when the DAG run started
@@ -93,9 +96,13 @@ def test_a_failed_load_leaves_target_and_watermark_alone(
     before = _watermark("demo_orders", "orders")
     _demo_data().change(str(shop))
     with sqlite3.connect(warehouse) as db:  # the target now rejects every write
-        db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'read only'); END")
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'read only'); END"
+        )
     pipeline = configs_dir / "demo_orders.yaml"
-    pipeline.write_text(pipeline.read_text().replace("orders incrementally.", "orders.") + "default_args: {retries: 0}\n")
+    pipeline.write_text(
+        pipeline.read_text().replace("orders incrementally.", "orders.") + "default_args: {retries: 0}\n"
+    )
     failed = run_pipeline("demo_orders")
     assert failed.state == "failed"
     assert _watermark("demo_orders", "orders") == before
@@ -110,7 +117,9 @@ def test_interval_mode_reads_the_data_interval_and_leaves_the_watermark(
 ) -> None:
     _, warehouse = demo_databases
     pipeline = configs_dir / "demo_orders.yaml"
-    pipeline.write_text(pipeline.read_text().replace("  batch_size: 1000", "  batch_size: 1000\n  mode: interval"))
+    pipeline.write_text(
+        pipeline.read_text().replace("  batch_size: 1000", "  batch_size: 1000\n  mode: interval")
+    )
     run = run_pipeline("demo_orders", logical_date=datetime(2026, 1, 1, 1, 0, tzinfo=timezone.utc))
     assert run.state == "success"
     # */15 schedule: the run covers [00:45, 01:00); updated_at steps by 5 minutes, 5 orders per step.
@@ -125,8 +134,21 @@ def test_an_edited_or_reset_watermark_resyncs_from_that_point(
 
     assert run_pipeline("demo_orders").state == "success"
     # Orders 995-999 share updated_at 16:35 (1000 is alone at 16:40): restart after order 993.
-    assert cli(["watermark", "set", "demo_orders", "orders", "--cursor", "2026-01-01T16:35:00+00:00",
-                "--key", "993"]) == 0
+    assert (
+        cli(
+            [
+                "watermark",
+                "set",
+                "demo_orders",
+                "orders",
+                "--cursor",
+                "2026-01-01T16:35:00+00:00",
+                "--key",
+                "993",
+            ]
+        )
+        == 0
+    )
     assert run_pipeline("demo_orders").state == "success"
     assert _watermark("demo_orders", "orders")["rows"] == 6  # type: ignore[index]
     assert cli(["watermark", "reset", "demo_orders", "orders"]) == 0

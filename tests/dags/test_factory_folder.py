@@ -22,12 +22,14 @@ incremental: {{strategy: sequence, column: id}}
 def test_three_good_files_load_and_the_broken_one_is_one_import_error(configs_dir: Path) -> None:
     for name in ("alpha", "beta", "gamma"):
         (configs_dir / f"{name}.yaml").write_text(GOOD.format(dag_id=f"sync_{name}", table=name))
-    (configs_dir / "broken.yaml").write_text(textwrap.dedent("""\
+    (configs_dir / "broken.yaml").write_text(
+        textwrap.dedent("""\
         version: 1
         dag_id: sync_broken
         source: {conn_id: src, table: x}
         target: {conn_id: dst, mode: upsrt, keys: [id]}
-        """))
+        """)
+    )
     bag = parse_dags_folder(configs_dir)
     assert sorted(bag.dag_ids) == ["sync_alpha", "sync_beta", "sync_gamma"]
     assert len(bag.import_errors) == 1
@@ -59,7 +61,9 @@ def test_duplicate_dag_ids_across_files_are_reported(configs_dir: Path) -> None:
 def test_the_examples_validate_from_the_command_line() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_sync.factory.cli", "validate", str(REPO / "dag_configs")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert " 0 invalid" in result.stdout
@@ -69,7 +73,9 @@ def test_validate_exits_1_and_locates_problems(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("version: 1\ndag_id: x\nscheduel: '@daily'\n")
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_sync.factory.cli", "validate", str(tmp_path)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 1
     assert "bad.yaml:3 at scheduel: unknown key 'scheduel'. Did you mean 'schedule'?" in result.stderr
@@ -78,18 +84,30 @@ def test_validate_exits_1_and_locates_problems(tmp_path: Path) -> None:
 
 def test_render_prints_the_task_tree() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_sync.factory.cli", "render",
-         str(REPO / "dag_configs" / "demo_orders.yaml")],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_sync.factory.cli",
+            "render",
+            str(REPO / "dag_configs" / "demo_orders.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "DAG demo_orders  (schedule: */15 * * * *)" in result.stdout
-    assert "extract            IncrementalExtractOperator  demo_shop: orders (timestamp by updated_at)" in result.stdout
+    assert (
+        "extract            IncrementalExtractOperator  demo_shop: orders (timestamp by updated_at)"
+        in result.stdout
+    )
     assert "load               LoadOperator  → demo_warehouse: orders (upsert by id)" in result.stdout
 
 
 def test_schema_command_prints_the_json_schema() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow_provider_sync.factory.cli", "schema"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert result.stdout == pipeline_json_schema_text()

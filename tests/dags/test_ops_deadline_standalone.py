@@ -7,6 +7,7 @@ queued; the triggerer then POSTs the deadline alert to a local webhook.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -72,7 +73,7 @@ def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     received: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             received.append(json.loads(body or b"{}"))
             self.send_response(200)
@@ -93,20 +94,16 @@ def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """SIGINT to the group lets standalone stop its components; TERM, then KILL, if it does not."""
-    group = os.getpgid(process.pid)
+    group = process.pid  # start_new_session: the process leads its own group
     os.killpg(group, signal.SIGINT)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(group, signal.SIGKILL)  # whatever component is left behind
-    except ProcessLookupError:
-        pass
     process.wait(timeout=10)
 
 

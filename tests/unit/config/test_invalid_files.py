@@ -21,57 +21,315 @@ VALID = HEAD + SOURCE + TARGET + INCREMENTAL
 
 # (case id, file text, expected YAML path, expected line, words the message must contain)
 CASES = [
-    ("unknown-top-key", VALID + "scheduel: '@daily'\n", "scheduel", 6, ["unknown key 'scheduel'", "Did you mean 'schedule'?"]),
-    ("unknown-source-key", HEAD + "source: {conn_id: src, tabel: orders}\n" + TARGET, "source.tabel", 3, ["unknown key 'tabel'", "Did you mean 'table'?"]),
-    ("unknown-target-key", HEAD + SOURCE + "target: {conn_id: dst, key: [id]}\n", "target.key", 4, ["Did you mean 'keys'?"]),
-    ("unknown-incremental-key", HEAD + SOURCE + TARGET + "incremental: {strategy: timestamp, colum: x}\n", "incremental.colum", 5, ["Did you mean 'column'?"]),
-    ("unknown-default-args-key", VALID + "default_args:\n  retry: 3\n", "default_args.retry", 7, ["Did you mean 'retries'?", "Allowed keys:"]),
-    ("retries-not-int", VALID + "default_args:\n  retries: three\n", "default_args.retries", 7, ["valid integer", "'three'"]),
-    ("retries-negative", VALID + "default_args:\n  retries: -1\n", "default_args.retries", 7, ["greater than or equal to 0"]),
-    ("bad-cron", VALID + "schedule: '61 * * * *'\n", "schedule", 6, ["not a valid cron expression", "@daily"]),
-    ("bad-preset", VALID + "schedule: '@fortnightly'\n", "schedule", 6, ["unknown schedule preset '@fortnightly'", "@hourly"]),
-    ("bad-key-identifier", HEAD + SOURCE + "target: {conn_id: dst, keys: ['id; drop table x']}\n", "target.keys[0]", 4, ["not a valid name", "letter or underscore"]),
-    ("injection-in-table", HEAD + "source: {conn_id: src, table: 'orders; DROP TABLE users'}\n" + TARGET, "source.table", 3, ["not a valid name"]),
-    ("too-many-dots", HEAD + "source: {conn_id: src, table: a.b.c.d}\n" + TARGET, "source.table", 3, ["schema.table"]),
+    (
+        "unknown-top-key",
+        VALID + "scheduel: '@daily'\n",
+        "scheduel",
+        6,
+        ["unknown key 'scheduel'", "Did you mean 'schedule'?"],
+    ),
+    (
+        "unknown-source-key",
+        HEAD + "source: {conn_id: src, tabel: orders}\n" + TARGET,
+        "source.tabel",
+        3,
+        ["unknown key 'tabel'", "Did you mean 'table'?"],
+    ),
+    (
+        "unknown-target-key",
+        HEAD + SOURCE + "target: {conn_id: dst, key: [id]}\n",
+        "target.key",
+        4,
+        ["Did you mean 'keys'?"],
+    ),
+    (
+        "unknown-incremental-key",
+        HEAD + SOURCE + TARGET + "incremental: {strategy: timestamp, colum: x}\n",
+        "incremental.colum",
+        5,
+        ["Did you mean 'column'?"],
+    ),
+    (
+        "unknown-default-args-key",
+        VALID + "default_args:\n  retry: 3\n",
+        "default_args.retry",
+        7,
+        ["Did you mean 'retries'?", "Allowed keys:"],
+    ),
+    (
+        "retries-not-int",
+        VALID + "default_args:\n  retries: three\n",
+        "default_args.retries",
+        7,
+        ["valid integer", "'three'"],
+    ),
+    (
+        "retries-negative",
+        VALID + "default_args:\n  retries: -1\n",
+        "default_args.retries",
+        7,
+        ["greater than or equal to 0"],
+    ),
+    (
+        "bad-cron",
+        VALID + "schedule: '61 * * * *'\n",
+        "schedule",
+        6,
+        ["not a valid cron expression", "@daily"],
+    ),
+    (
+        "bad-preset",
+        VALID + "schedule: '@fortnightly'\n",
+        "schedule",
+        6,
+        ["unknown schedule preset '@fortnightly'", "@hourly"],
+    ),
+    (
+        "bad-key-identifier",
+        HEAD + SOURCE + "target: {conn_id: dst, keys: ['id; drop table x']}\n",
+        "target.keys[0]",
+        4,
+        ["not a valid name", "letter or underscore"],
+    ),
+    (
+        "injection-in-table",
+        HEAD + "source: {conn_id: src, table: 'orders; DROP TABLE users'}\n" + TARGET,
+        "source.table",
+        3,
+        ["not a valid name"],
+    ),
+    (
+        "too-many-dots",
+        HEAD + "source: {conn_id: src, table: a.b.c.d}\n" + TARGET,
+        "source.table",
+        3,
+        ["schema.table"],
+    ),
     ("missing-version", "dag_id: x\n" + SOURCE + TARGET, "version", 1, ["required key 'version' is missing"]),
     ("wrong-version", "version: 2\ndag_id: x\n" + SOURCE + TARGET, "version", 1, ["allowed values: 1"]),
     ("missing-dag-id", "version: 1\n" + SOURCE + TARGET, "dag_id", 1, ["required key 'dag_id' is missing"]),
-    ("bad-dag-id", "version: 1\ndag_id: 'my dag!'\n" + SOURCE + TARGET, "dag_id", 2, ["does not match the allowed pattern"]),
-    ("upsert-without-keys", HEAD + SOURCE + "target: {conn_id: dst}\n", "target.keys", 4, ["mode 'upsert' needs 'keys'"]),
-    ("mode-typo", HEAD + SOURCE + "target: {conn_id: dst, mode: upsrt, keys: [id]}\n", "target.mode", 4, ["'upsrt' is not allowed", "Did you mean 'upsert'?"]),
-    ("strategy-typo", HEAD + SOURCE + TARGET + "incremental: {strategy: timestmp, column: x}\n", "incremental.strategy", 5, ["Did you mean 'timestamp'?", "'sequence'"]),
-    ("cursor-column-missing", HEAD + SOURCE + TARGET + "incremental: {strategy: timestamp}\n", "incremental.column", 5, ["strategy 'timestamp' needs 'column'"]),
-    ("source-conn-missing", HEAD + "source: {table: orders}\n" + TARGET, "source.conn_id", 3, ["required key 'conn_id' is missing"]),
-    ("target-conn-missing", HEAD + SOURCE + "target: {keys: [id]}\n", "target.conn_id", 4, ["connection to write to"]),
-    ("table-and-query", HEAD + "source: {conn_id: s, table: t, query: select 1}\n" + TARGET, "source", 3, ["either 'table' or 'query', not both"]),
-    ("neither-table-nor-query", HEAD + "source: {conn_id: s}\n" + TARGET, "source", 3, ["give 'table' or 'query'"]),
-    ("query-not-select", HEAD + "source: {conn_id: s, query: 'DELETE FROM t'}\n" + "target: {conn_id: d, table: t, keys: [id]}\n", "source", 3, ["single SELECT"]),
-    ("unset-env-var", HEAD + "source: {conn_id: '${SYNC_TEST_SURELY_UNSET}', table: t}\n" + TARGET, "source.conn_id", 3, ["environment variable 'SYNC_TEST_SURELY_UNSET' is not set", ":-default"]),
+    (
+        "bad-dag-id",
+        "version: 1\ndag_id: 'my dag!'\n" + SOURCE + TARGET,
+        "dag_id",
+        2,
+        ["does not match the allowed pattern"],
+    ),
+    (
+        "upsert-without-keys",
+        HEAD + SOURCE + "target: {conn_id: dst}\n",
+        "target.keys",
+        4,
+        ["mode 'upsert' needs 'keys'"],
+    ),
+    (
+        "mode-typo",
+        HEAD + SOURCE + "target: {conn_id: dst, mode: upsrt, keys: [id]}\n",
+        "target.mode",
+        4,
+        ["'upsrt' is not allowed", "Did you mean 'upsert'?"],
+    ),
+    (
+        "strategy-typo",
+        HEAD + SOURCE + TARGET + "incremental: {strategy: timestmp, column: x}\n",
+        "incremental.strategy",
+        5,
+        ["Did you mean 'timestamp'?", "'sequence'"],
+    ),
+    (
+        "cursor-column-missing",
+        HEAD + SOURCE + TARGET + "incremental: {strategy: timestamp}\n",
+        "incremental.column",
+        5,
+        ["strategy 'timestamp' needs 'column'"],
+    ),
+    (
+        "source-conn-missing",
+        HEAD + "source: {table: orders}\n" + TARGET,
+        "source.conn_id",
+        3,
+        ["required key 'conn_id' is missing"],
+    ),
+    (
+        "target-conn-missing",
+        HEAD + SOURCE + "target: {keys: [id]}\n",
+        "target.conn_id",
+        4,
+        ["connection to write to"],
+    ),
+    (
+        "table-and-query",
+        HEAD + "source: {conn_id: s, table: t, query: select 1}\n" + TARGET,
+        "source",
+        3,
+        ["either 'table' or 'query', not both"],
+    ),
+    (
+        "neither-table-nor-query",
+        HEAD + "source: {conn_id: s}\n" + TARGET,
+        "source",
+        3,
+        ["give 'table' or 'query'"],
+    ),
+    (
+        "query-not-select",
+        HEAD
+        + "source: {conn_id: s, query: 'DELETE FROM t'}\n"
+        + "target: {conn_id: d, table: t, keys: [id]}\n",
+        "source",
+        3,
+        ["single SELECT"],
+    ),
+    (
+        "unset-env-var",
+        HEAD + "source: {conn_id: '${SYNC_TEST_SURELY_UNSET}', table: t}\n" + TARGET,
+        "source.conn_id",
+        3,
+        ["environment variable 'SYNC_TEST_SURELY_UNSET' is not set", ":-default"],
+    ),
     ("duplicate-yaml-key", VALID + "dag_id: again\n", "dag_id", 6, ["duplicate key 'dag_id'", "line 2"]),
     ("yaml-syntax", HEAD + "source: {conn_id: src, table: [orders\n", "", 4, ["YAML syntax error"]),
-    ("batch-size-zero", VALID.replace("column: updated_at}", "column: updated_at, batch_size: 0}"), "incremental.batch_size", 5, ["greater than 0"]),
-    ("batch-size-huge", VALID.replace("column: updated_at}", "column: updated_at, batch_size: 5000000}"), "incremental.batch_size", 5, ["less than or equal to 1000000"]),
-    ("null-policy", VALID.replace("column: updated_at}", "column: updated_at, null_policy: skip}"), "incremental.null_policy", 5, ["'skip' is not allowed", "'exclude'"]),
-    ("bad-timezone", VALID.replace("column: updated_at}", "column: updated_at, source_timezone: Mars/Base}"), "incremental.source_timezone", 5, ["unknown time zone 'Mars/Base'", "Europe/Paris"]),
-    ("bad-lag", VALID.replace("column: updated_at}", "column: updated_at, lag: 5 mins}"), "incremental.lag", 5, ["expected a duration such as 30s"]),
-    ("duration-lag-on-sequence", HEAD + SOURCE + TARGET + "incremental: {strategy: sequence, column: id, lag: 5m}\n", "incremental", 5, ["lag must be a number for strategy 'sequence'"]),
-    ("bad-retry-delay", VALID + "default_args: {retry_delay: soon}\n", "default_args.retry_delay", 6, ["expected a duration"]),
+    (
+        "batch-size-zero",
+        VALID.replace("column: updated_at}", "column: updated_at, batch_size: 0}"),
+        "incremental.batch_size",
+        5,
+        ["greater than 0"],
+    ),
+    (
+        "batch-size-huge",
+        VALID.replace("column: updated_at}", "column: updated_at, batch_size: 5000000}"),
+        "incremental.batch_size",
+        5,
+        ["less than or equal to 1000000"],
+    ),
+    (
+        "null-policy",
+        VALID.replace("column: updated_at}", "column: updated_at, null_policy: skip}"),
+        "incremental.null_policy",
+        5,
+        ["'skip' is not allowed", "'exclude'"],
+    ),
+    (
+        "bad-timezone",
+        VALID.replace("column: updated_at}", "column: updated_at, source_timezone: Mars/Base}"),
+        "incremental.source_timezone",
+        5,
+        ["unknown time zone 'Mars/Base'", "Europe/Paris"],
+    ),
+    (
+        "bad-lag",
+        VALID.replace("column: updated_at}", "column: updated_at, lag: 5 mins}"),
+        "incremental.lag",
+        5,
+        ["expected a duration such as 30s"],
+    ),
+    (
+        "duration-lag-on-sequence",
+        HEAD + SOURCE + TARGET + "incremental: {strategy: sequence, column: id, lag: 5m}\n",
+        "incremental",
+        5,
+        ["lag must be a number for strategy 'sequence'"],
+    ),
+    (
+        "bad-retry-delay",
+        VALID + "default_args: {retry_delay: soon}\n",
+        "default_args.retry_delay",
+        6,
+        ["expected a duration"],
+    ),
     ("empty-tables", VALID + "tables: []\n", "tables", 6, ["'tables' is empty"]),
-    ("table-unknown-key", VALID + "tables:\n  - name: orders\n    sorce: {table: x}\n", "tables[0].sorce", 8, ["Did you mean 'source'?"]),
-    ("table-bad-mode", VALID + "tables:\n  - name: a\n  - name: b\n    target: {mode: merge}\n", "tables[1].target.mode", 9, ["'merge' is not allowed"]),
-    ("duplicate-table", VALID + "tables:\n  - name: orders\n  - name: orders\n", "tables[1].name", 8, ["duplicate table 'orders'", "tables[0]"]),
-    ("table-name-not-task-id", VALID + "tables:\n  - name: 'my table'\n", "tables[0].name", 7, ["does not match the allowed pattern"]),
-    ("table-missing-name", VALID + "tables:\n  - source: {table: x}\n", "tables[0].name", 7, ["required key 'name' is missing"]),
-    ("table-requirement", HEAD + "source: {conn_id: src}\n" + TARGET + "tables:\n  - name: a\n    source: {table: a}\n  - name: b\n", "tables[1].source", 8, ["give 'table' or 'query'"]),
-    ("interval-needs-cursor", HEAD + SOURCE + TARGET + "incremental: {strategy: full, mode: interval}\n", "incremental.mode", 5, ["mode 'interval' needs a strategy"]),
-    ("max-active-runs-zero", VALID + "max_active_runs: 0\n", "max_active_runs", 6, ["greater than or equal to 1"]),
+    (
+        "table-unknown-key",
+        VALID + "tables:\n  - name: orders\n    sorce: {table: x}\n",
+        "tables[0].sorce",
+        8,
+        ["Did you mean 'source'?"],
+    ),
+    (
+        "table-bad-mode",
+        VALID + "tables:\n  - name: a\n  - name: b\n    target: {mode: merge}\n",
+        "tables[1].target.mode",
+        9,
+        ["'merge' is not allowed"],
+    ),
+    (
+        "duplicate-table",
+        VALID + "tables:\n  - name: orders\n  - name: orders\n",
+        "tables[1].name",
+        8,
+        ["duplicate table 'orders'", "tables[0]"],
+    ),
+    (
+        "table-name-not-task-id",
+        VALID + "tables:\n  - name: 'my table'\n",
+        "tables[0].name",
+        7,
+        ["does not match the allowed pattern"],
+    ),
+    (
+        "table-missing-name",
+        VALID + "tables:\n  - source: {table: x}\n",
+        "tables[0].name",
+        7,
+        ["required key 'name' is missing"],
+    ),
+    (
+        "table-requirement",
+        HEAD
+        + "source: {conn_id: src}\n"
+        + TARGET
+        + "tables:\n  - name: a\n    source: {table: a}\n  - name: b\n",
+        "tables[1].source",
+        8,
+        ["give 'table' or 'query'"],
+    ),
+    (
+        "interval-needs-cursor",
+        HEAD + SOURCE + TARGET + "incremental: {strategy: full, mode: interval}\n",
+        "incremental.mode",
+        5,
+        ["mode 'interval' needs a strategy"],
+    ),
+    (
+        "max-active-runs-zero",
+        VALID + "max_active_runs: 0\n",
+        "max_active_runs",
+        6,
+        ["greater than or equal to 1"],
+    ),
     ("tags-not-list", VALID + "tags: prod\n", "tags", 6, ["valid list"]),
     ("bad-start-date", VALID + "start_date: yesterday\n", "start_date", 6, ["'yesterday'"]),
-    ("conn-id-with-space", HEAD + "source: {conn_id: 'my conn', table: t}\n" + TARGET, "source.conn_id", 3, ["does not match the allowed pattern"]),
+    (
+        "conn-id-with-space",
+        HEAD + "source: {conn_id: 'my conn', table: t}\n" + TARGET,
+        "source.conn_id",
+        3,
+        ["does not match the allowed pattern"],
+    ),
     ("catchup-not-bool", VALID + "catchup: maybe\n", "catchup", 6, ["valid boolean"]),
-    ("unknown-step", VALID + "steps:\n  - validat: {}\n", "steps[0].validat", 7, ["unknown key 'validat'", "Did you mean 'validate'?"]),
-    ("step-two-keys", VALID + "steps:\n  - validate: {rules: {id: {not_null: true}}}\n    mask: {columns: {email: {strategy: redact}}}\n", "steps[0]", 7, ["exactly one key"]),
-    ("staging-not-url", VALID + "staging: {base: /tmp/x}\n", "staging.base", 6, ["does not match the allowed pattern"]),
+    (
+        "unknown-step",
+        VALID + "steps:\n  - validat: {}\n",
+        "steps[0].validat",
+        7,
+        ["unknown key 'validat'", "Did you mean 'validate'?"],
+    ),
+    (
+        "step-two-keys",
+        VALID
+        + "steps:\n  - validate: {rules: {id: {not_null: true}}}\n    mask: {columns: {email: {strategy: redact}}}\n",
+        "steps[0]",
+        7,
+        ["exactly one key"],
+    ),
+    (
+        "staging-not-url",
+        VALID + "staging: {base: /tmp/x}\n",
+        "staging.base",
+        6,
+        ["does not match the allowed pattern"],
+    ),
     ("not-a-mapping", "- version: 1\n", "", 1, ["must be a YAML mapping"]),
 ]
 
@@ -84,7 +342,9 @@ def _issues(tmp_path: Path, text: str) -> list[ConfigIssue]:
     return caught.value.issues
 
 
-@pytest.mark.parametrize(("text", "path", "line", "words"), [case[1:] for case in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("text", "path", "line", "words"), [case[1:] for case in CASES], ids=[c[0] for c in CASES]
+)
 def test_broken_file_is_reported_with_path_line_and_hint(
     tmp_path: Path, text: str, path: str, line: int | None, words: list[str]
 ) -> None:
@@ -103,7 +363,9 @@ def test_there_are_at_least_forty_cases() -> None:
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
-    text = HEAD + "scheduel: x\nsource: {conn_id: s, tabel: t}\ntarget: {conn_id: d, mode: upsrt, keys: [id]}\n"
+    text = (
+        HEAD + "scheduel: x\nsource: {conn_id: s, tabel: t}\ntarget: {conn_id: d, mode: upsrt, keys: [id]}\n"
+    )
     issues = _issues(tmp_path, text)
     assert {issue.path for issue in issues} >= {"scheduel", "source.tabel", "target.mode"}
     assert [issue.line for issue in issues] == sorted(issue.line or 0 for issue in issues)

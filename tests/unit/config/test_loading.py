@@ -25,7 +25,10 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def test_tables_inherit_file_settings_and_override_them(tmp_path: Path) -> None:
-    path = write(tmp_path, "multi.yaml", """\
+    path = write(
+        tmp_path,
+        "multi.yaml",
+        """\
         version: 1
         dag_id: shop
         source: {conn_id: shop_db}
@@ -41,7 +44,8 @@ def test_tables_inherit_file_settings_and_override_them(tmp_path: Path) -> None:
             target: {mode: replace, table: dim_customers}
             incremental: {strategy: full}
             steps: []
-        """)
+        """,
+    )
     orders, customers = load_pipeline(path).tables
     assert (orders.source.conn_id, orders.source.table) == ("shop_db", "public.orders")
     assert (orders.target.table, orders.target.mode, orders.target.keys) == ("orders", "upsert", ["id"])
@@ -55,18 +59,26 @@ def test_tables_inherit_file_settings_and_override_them(tmp_path: Path) -> None:
 
 
 def test_defaults_file_is_merged_under_every_file(tmp_path: Path) -> None:
-    write(tmp_path, "defaults.yaml", """\
+    write(
+        tmp_path,
+        "defaults.yaml",
+        """\
         version: 1
         default_args: {retries: 7, retry_delay: 1m}
         source: {conn_id: shared_source}
-        """)
-    path = write(tmp_path, "p.yaml", """\
+        """,
+    )
+    path = write(
+        tmp_path,
+        "p.yaml",
+        """\
         version: 1
         dag_id: p
         default_args: {retries: 1}
         source: {table: t}
         target: {conn_id: d, keys: [id]}
-        """)
+        """,
+    )
     pipeline = load_pipeline(path)
     model = pipeline.model
     assert model.default_args.retries == 1  # type: ignore[attr-defined]
@@ -76,15 +88,19 @@ def test_defaults_file_is_merged_under_every_file(tmp_path: Path) -> None:
 
 def test_defaults_file_cannot_set_a_dag_id(tmp_path: Path) -> None:
     write(tmp_path, "_defaults.yaml", "dag_id: everything\n")
-    path = write(tmp_path, "p.yaml", "version: 1\ndag_id: p\nsource: {conn_id: s, table: t}\n"
-                 "target: {conn_id: d, keys: [id]}\n")
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "version: 1\ndag_id: p\nsource: {conn_id: s, table: t}\ntarget: {conn_id: d, keys: [id]}\n",
+    )
     with pytest.raises(ConfigError, match="'dag_id' cannot be set in a defaults file"):
         load_pipeline(path)
 
 
 def test_env_substitution_only_touches_values() -> None:
     loaded = load_yaml_text(
-        'a: "${SYNC_T_VALUE}"\nb: "${SYNC_T_MISSING:-fallback}"\nc: "cost: $$5"\n"${SYNC_T_VALUE}": 1\n', "f.yaml"
+        'a: "${SYNC_T_VALUE}"\nb: "${SYNC_T_MISSING:-fallback}"\nc: "cost: $$5"\n"${SYNC_T_VALUE}": 1\n',
+        "f.yaml",
     )
     issues = substitute_env(loaded, {"SYNC_T_VALUE": "x: {injected: true}"})
     assert issues == []
@@ -122,5 +138,6 @@ def test_readme_yaml_reference_matches_the_models() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = readme[readme.index(START) : readme.index(END) + len(END)] + "\n"
     assert block == reference_markdown(), (
-        "README's YAML reference is stale: run `python -m airflow_provider_sync.config.reference --write README.md`"
+        "README's YAML reference is stale: run "
+        "`python -m airflow_provider_sync.config.reference --write README.md`"
     )

@@ -33,16 +33,24 @@ def source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return database
 
 
-def _sensor(tmp_path: Path, watermark: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch) -> NewRowsSensor:
+def _sensor(
+    tmp_path: Path, watermark: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+) -> NewRowsSensor:
     path = tmp_path / "p.yaml"
     path.write_text(PIPELINE)
     table = load_pipeline(path).tables[0]
     monkeypatch.setattr("airflow_provider_sync.watermarks.read_in_task", lambda dag_id, name: watermark)
-    return NewRowsSensor(task_id="wait", table_spec=table.model_dump(mode="json"),
-                         pipeline_info={"dag_id": "sensor_demo"}, poke_interval=1)
+    return NewRowsSensor(
+        task_id="wait",
+        table_spec=table.model_dump(mode="json"),
+        pipeline_info={"dag_id": "sensor_demo"},
+        poke_interval=1,
+    )
 
 
-def test_poke_sees_rows_past_the_watermark_only(source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_poke_sees_rows_past_the_watermark_only(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     caught_up = _sensor(tmp_path, {"cursor": 2, "key": [2]}, monkeypatch)
     assert caught_up.poke({}) is False
     with sqlite3.connect(source) as db:

@@ -26,8 +26,10 @@ def _extract(tmp_path: Path, extra: str = "") -> IncrementalExtractOperator:
     return IncrementalExtractOperator(task_id="extract", table_spec=spec, pipeline_info={"dag_id": "kinds"})
 
 
-@pytest.mark.parametrize(("run_type", "reads_interval"), [("backfill", True), ("scheduled", False),
-                                                          ("manual", False), ("asset_triggered", False)])
+@pytest.mark.parametrize(
+    ("run_type", "reads_interval"),
+    [("backfill", True), ("scheduled", False), ("manual", False), ("asset_triggered", False)],
+)
 def test_backfill_runs_read_the_interval(tmp_path: Path, run_type: str, reads_interval: bool) -> None:
     from airflow.utils.types import DagRunType
 

@@ -1,0 +1,319 @@
+"""The ClickHouse daily example and the ClickHouse + Kafka fan-out example run end to end under dag.test().
+
+Source: PostgreSQL (a schema per test). ClickHouse: chDB in this process. Kafka: the tansu broker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import copy_example
+from tests.integration.conftest import kafka_bootstrap  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+
+UTC = timezone.utc
+_ENGINE_PATH = re.compile(r"already initialized with path '([^']+)'")
+
+
+@pytest.fixture(scope="module")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A chDB data directory for this module's DAG runs, which open their own clients on it.
+
+    chDB binds one data directory per process: when another test already holds the engine open, its
+    directory is shared instead of failing; otherwise every client is closed at the end so later tests
+    can bind their own.
+    """
+    try:
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ProgrammingError
+    except ImportError as exc:
+        pytest.skip(f"chDB is not installed ({exc}); pip install chdb clickhouse-connect")
+    dsn = f"chdb://{tmp_path_factory.mktemp('chdb-dags')}"
+    try:
+        probe = clickhouse_connect.get_client(dsn=dsn)
+    except ProgrammingError as exc:
+        match = _ENGINE_PATH.search(str(exc))
+        if match is None:
+            raise
+        dsn = f"chdb://{match.group(1)}"
+        probe = clickhouse_connect.get_client(dsn=dsn)
+    try:
+        yield dsn
+    finally:
+        probe.close()
+
+
+@pytest.fixture
+def clickhouse(chdb_dsn: str) -> Iterator[Any]:
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=chdb_dsn)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def pg_schema(pg_uri: str) -> Iterator[tuple[Any, str]]:
+    import psycopg
+
+    schema = f"moredb_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_uri, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield conn, schema
+        finally:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _set_connections(monkeypatch: pytest.MonkeyPatch, pg_uri: str, chdb_dsn: str, **more: dict[str, Any]) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_ANALYTICS_CLICKHOUSE", json.dumps(
+        {"conn_type": "clickhouse", "extra": {"dsn": chdb_dsn}}
+    ))
+    for conn_id in ("SHOP_POSTGRES", "MEDIA_APP_DB"):
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", pg_uri)
+    for conn_id, connection in more.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+
+
+def _rewrite(path: Path, *replacements: tuple[str, str]) -> None:
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def _delete_watermarks(dag_id: str, *tables: str) -> None:
+    from airflow.models import Variable
+
+    for table in tables:
+        Variable.delete(f"sync:{dag_id}:{table}")
+
+
+def _watermark(dag_id: str, table: str) -> dict[str, Any] | None:
+    from airflow.models import Variable
+
+    raw = Variable.get(f"sync:{dag_id}:{table}", default_var=None)
+    return None if raw is None else json.loads(raw)
+
+
+# --------------------------------------------------------------------------- PostgreSQL → ClickHouse daily
+
+def _seed_orders(conn: Any, schema: str, start: datetime) -> None:
+    conn.execute(
+        f'CREATE TABLE "{schema}".orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL, '
+        "status text, country text, amount numeric(12,2), created_at timestamptz NOT NULL, "
+        "updated_at timestamptz NOT NULL, note text)"
+    )
+    rows = []
+    # 72 hours of orders, one every 20 minutes; created in February or March so two partitions appear.
+    for i in range(216):
+        updated = start + timedelta(minutes=20 * i)
+        created = updated - timedelta(days=3 * (i % 2))
+        amount = Decimal(-1) if i == 100 else Decimal(i) / 4  # one invalid row in the second day
+        rows.append((i, 1000 + i % 7, ["new", "paid", "shipped"][i % 3], ["FR", "DE", None][i % 3],
+                     amount, created, updated, f"order {i}"))
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f'INSERT INTO "{schema}".orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s)', rows
+        )
+
+
+def _pg_orders(conn: Any, schema: str, start: datetime, end: datetime) -> dict[int, tuple[Any, ...]]:
+    rows = conn.execute(
+        f'SELECT id, customer_id, status, country, amount, created_at, updated_at FROM "{schema}".orders '
+        "WHERE updated_at >= %s AND updated_at < %s AND amount >= 0", (start, end)
+    ).fetchall()
+    return {row[0]: tuple(row) for row in rows}
+
+
+def _clickhouse_orders(client: Any, table: str) -> dict[int, tuple[Any, ...]]:
+    result = client.query(
+        f"SELECT id, customer_id, status, country, amount, created_at, updated_at FROM `{table}` FINAL "
+        "ORDER BY id"
+    )
+    return {row[0]: tuple(row) for row in result.result_rows}
+
+
+def test_postgres_to_clickhouse_daily_loads_each_day_into_a_partitioned_table(
+    run_pipeline: Callable[..., Any],
+    configs_dir: Path,
+    pg_uri: str,
+    pg_schema: tuple[Any, str],
+    chdb_dsn: str,
+    clickhouse: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn, schema = pg_schema
+    table = f"orders_{uuid.uuid4().hex[:8]}"
+    _set_connections(monkeypatch, pg_uri, chdb_dsn)
+    pipeline = copy_example("postgres_to_clickhouse_daily.yaml", configs_dir)
+    _rewrite(pipeline, ("table: public.orders", f"table: {schema}.orders"), ("  table: orders\n", f"  table: {table}\n"))
+    _delete_watermarks("postgres_to_clickhouse_daily", "orders")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    _seed_orders(conn, schema, start)
+
+    first = run_pipeline("postgres_to_clickhouse_daily", logical_date=datetime(2026, 3, 2, tzinfo=UTC))
+    assert first.state == "success"
+    interval = (first.data_interval_start, first.data_interval_end)
+    assert interval[1] - interval[0] == timedelta(days=1)
+    expected = _pg_orders(conn, schema, *interval)
+    assert len(expected) == 72
+    assert _clickhouse_orders(clickhouse, table) == expected
+
+    # The next day, plus an order of the first day updated then: one row per id, the newest version.
+    conn.execute(f'UPDATE "{schema}".orders SET status = %s, updated_at = %s WHERE id = 5',
+                 ("refunded", interval[1] + timedelta(hours=1)))
+    second = run_pipeline("postgres_to_clickhouse_daily", logical_date=datetime(2026, 3, 3, tzinfo=UTC))
+    assert second.state == "success"
+    expected_both = {**expected, **_pg_orders(conn, schema, interval[0], second.data_interval_end)}
+    assert 5 in expected_both and expected_both[5][2] == "refunded"
+    assert len(expected_both) == 143, "the order with a negative amount is quarantined, not loaded"
+    assert _clickhouse_orders(clickhouse, table) == expected_both
+    assert _watermark("postgres_to_clickhouse_daily", "orders") is None, "interval runs leave the watermark"
+
+    engine, partition_key, sorting_key = clickhouse.query(
+        "SELECT engine_full, partition_key, sorting_key FROM system.tables "
+        "WHERE database = currentDatabase() AND name = {name:String}", parameters={"name": table}
+    ).result_rows[0]
+    assert partition_key == "toYYYYMM(created_at)" and sorting_key == "id"
+    assert engine.startswith("ReplacingMergeTree(updated_at)")
+    create = clickhouse.command(f"SHOW CREATE TABLE `{table}`")
+    assert "PARTITION BY toYYYYMM(created_at)" in create and "LowCardinality(Nullable(String))" in create
+    partitions = {row[0] for row in clickhouse.query(
+        "SELECT DISTINCT partition FROM system.parts WHERE active AND database = currentDatabase() "
+        "AND table = {name:String}", parameters={"name": table}
+    ).result_rows}
+    assert partitions == {"202602", "202603"}
+
+
+# --------------------------------------------------------------------------- fan-out: ClickHouse + Kafka
+
+def _seed_events(conn: Any, schema: str, ids: range) -> None:
+    conn.execute(
+        f'CREATE TABLE IF NOT EXISTS "{schema}".engagement_events (event_id bigint PRIMARY KEY, '
+        "user_id text NOT NULL, content_id bigint, event_type text, duration_ms integer, "
+        "occurred_at timestamptz NOT NULL)"
+    )
+    base = datetime(2026, 2, 27, 22, 0, tzinfo=UTC)
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            f'INSERT INTO "{schema}".engagement_events VALUES (%s, %s, %s, %s, %s, %s)',
+            [(i, f"user-{i % 13}", 500 + i % 9, ["play", "pause", "stop"][i % 3],
+              None if i % 10 == 0 else i * 100, base + timedelta(minutes=7 * i)) for i in ids],
+        )
+
+
+def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"verify-{uuid.uuid4().hex}",
+        "auto.offset.reset": "earliest",
+        "session.timeout.ms": 6000,
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    idle_polls = 0
+    try:
+        # Read until the expected count, then a little longer so duplicates would show up.
+        while idle_polls < (3 if len(messages) >= expected else 20):
+            batch = consumer.consume(num_messages=1000, timeout=1.0)
+            idle_polls = 0 if batch else idle_polls + 1
+            for message in batch:
+                assert message.error() is None, message.error()
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
+    run_pipeline: Callable[..., Any],
+    configs_dir: Path,
+    pg_uri: str,
+    pg_schema: tuple[Any, str],
+    chdb_dsn: str,
+    clickhouse: Any,
+    kafka_bootstrap: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn, schema = pg_schema
+    suffix = uuid.uuid4().hex[:8]
+    table, topic = f"engagement_{suffix}", f"media_{suffix}.engagement_events"
+    _set_connections(
+        monkeypatch, pg_uri, chdb_dsn,
+        events_kafka={"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}},
+        media_hash_secret={"conn_type": "generic", "password": "a-test-secret-of-32-characters!!"},
+    )
+    pipeline = copy_example("engagement_fanout.yaml", configs_dir)
+    _rewrite(
+        pipeline,
+        ("table: public.engagement_events", f"table: {schema}.engagement_events"),
+        ("      table: engagement_events\n      mode: upsert", f"      table: {table}\n      mode: upsert"),
+        ('topic: "media.{table}"', f'topic: "media_{suffix}.{{table}}"'),
+    )
+    _delete_watermarks("engagement_fanout", "engagement_to_clickhouse", "engagement_to_kafka")
+    _seed_events(conn, schema, range(1, 301))
+
+    first = run_pipeline("engagement_fanout")
+    assert first.state == "success"
+    _seed_events(conn, schema, range(301, 341))
+    second = run_pipeline("engagement_fanout")
+    assert second.state == "success"
+
+    source = {row[0]: row for row in conn.execute(
+        f'SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at '
+        f'FROM "{schema}".engagement_events ORDER BY event_id'
+    ).fetchall()}
+    loaded = {row[0]: tuple(row) for row in clickhouse.query(
+        f"SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at FROM `{table}` FINAL"
+    ).result_rows}
+    assert loaded == source
+    partition_key = clickhouse.query(
+        "SELECT partition_key FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
+        parameters={"n": table},
+    ).result_rows[0][0]
+    assert partition_key == "toYYYYMM(occurred_at)"
+
+    messages = _consume(kafka_bootstrap, topic, len(source))
+    assert len(messages) == len(source), "every event exactly once over the two runs"
+    events = {json.loads(m.key())["event_id"]: json.loads(m.value()) for m in messages}
+    assert events.keys() == source.keys()
+    assert {m.topic() for m in messages} == {topic}
+    assert dict(messages[0].headers() or []) == {"producer": b"airflow-provider-sync", "schema-version": b"1"}
+    for event_id, event in events.items():
+        event_id_, user_id, content_id, event_type, duration_ms, occurred_at = source[event_id]
+        assert event["op"] == "insert" and event["source"] == f"{schema}.engagement_events"
+        assert event["cursor"] == event_id and event["dag_id"] == "engagement_fanout"
+        after = event["after"]
+        assert after["user_id"] != user_id and after["user_id"], "user ids leave the database hashed"
+        assert {k: after[k] for k in ("event_id", "content_id", "event_type", "duration_ms")} == {
+            "event_id": event_id_, "content_id": content_id, "event_type": event_type, "duration_ms": duration_ms,
+        }
+        assert after["occurred_at"] == occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_ids = {event["run_id"] for event in events.values()}
+    assert run_ids == {first.run_id, second.run_id}
+
+    for name in ("engagement_to_clickhouse", "engagement_to_kafka"):
+        watermark = _watermark("engagement_fanout", name)
+        assert watermark is not None and watermark["key"] == [340], (name, watermark)
+    audit = clickhouse.query(
+        "SELECT table_name, rows_loaded FROM sync_audit WHERE run_id = {r:String} AND step = 'run' "
+        "ORDER BY table_name", parameters={"r": second.run_id}
+    ).result_rows
+    assert audit == [("engagement_to_clickhouse", 40), ("engagement_to_kafka", 40)]
