@@ -11,6 +11,7 @@ _OPERATORS = [
     "airflow_provider_sync.operators.load",
     "airflow_provider_sync.operators.watermark",
     "airflow_provider_sync.operators.steps",
+    "airflow_provider_sync.operators.audit",
 ]
 
 
@@ -29,6 +30,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "operators": [{"integration-name": "Sync", "python-modules": _OPERATORS}],
+        "hooks": [{"integration-name": "Sync", "python-modules": ["airflow_provider_sync.hooks.clickhouse"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_provider_sync.hooks.clickhouse.ClickHouseHook",
+                "connection-type": "clickhouse",
+            }
+        ],
         "sensors": [
             {"integration-name": "Sync", "python-modules": ["airflow_provider_sync.sensors.new_rows"]}
         ],

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import TerminalError
 
 from .base import Capabilities, Dialect
-from .types import Column, TableRef
+from .types import Column, LoadCounts, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -277,6 +277,13 @@ class MySQLDialect(Dialect):
 
     # ----------------------------------------------------------------- loading
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        """A temporary table to merge from - or the target itself while it holds no row: an initial load
+        has nothing to merge with, so the rows are loaded once instead of twice."""
+        probe = self.execute(conn, f"SELECT NOT EXISTS (SELECT 1 FROM {self.qualify(target)})")
+        empty = bool(probe.fetchone()[0])
+        probe.close()
+        if empty:
+            return target
         staging = self.helper_table(TableRef(target.name, target.schema), "__sync_stage")
         # TEMPORARY in both statements: plain CREATE/DROP TABLE would commit the open transaction.
         self.execute(conn, f"DROP TEMPORARY TABLE IF EXISTS {self.qualify(staging)}").close()
@@ -344,6 +351,11 @@ class MySQLDialect(Dialect):
                 + (f" column {column.group(1)}" if column else "")
                 + (f" row {row.group(1)}" if row else "")
             )
+        if any(code == 1062 for _level, code, _message in warnings):
+            raise TerminalError(
+                f"loading into {table}: the staged rows repeat a key of the table (code 1062); make the "
+                "source rows unique by key (a query source may need DISTINCT or a GROUP BY)"
+            )
         raise TerminalError(
             f"loading into {table} produced {conn.warning_count()} warning(s) ({'; '.join(details)}): values "
             "do not fit the target columns; widen the target column types or map the schema"
@@ -361,6 +373,19 @@ class MySQLDialect(Dialect):
             f"INSERT INTO {self.qualify(target)} ({cols}) SELECT {cols} FROM {self.qualify(staging)} "
             f"ON DUPLICATE KEY UPDATE {assignments}"
         )
+
+    def upsert(
+        self,
+        conn: Any,
+        staging: TableRef,
+        target: TableRef,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        staged_rows: int,
+    ) -> LoadCounts:
+        if staging == target:  # the rows were loaded straight into the empty target
+            return LoadCounts(inserted=staged_rows)
+        return super().upsert(conn, staging, target, columns, keys, staged_rows)
 
     def updated_from_rowcount(self, rowcount: int, inserted: int) -> int:
         return max(rowcount - inserted, 0) // 2

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import SyncError, TerminalError
 
 from .base import Capabilities, Dialect
-from .types import Column, Query, TableRef
+from .types import Column, LoadCounts, Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -304,6 +304,11 @@ class PostgresDialect(Dialect):
 
     # ----------------------------------------------------------------- loading
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+        """A temporary table to merge from - or the target itself while it holds no row: an initial load
+        has nothing to merge with, so the rows are copied once instead of twice (and :meth:`upsert`
+        then has nothing left to do)."""
+        if conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {self.qualify(target)})", []).fetchone()[0]:
+            return target
         staging = self.helper_table(TableRef(target.name, "pg_temp"), "__sync_stage")
         conn.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}", [])
         conn.execute(
@@ -339,6 +344,30 @@ class PostgresDialect(Dialect):
             else " OR ".join(f"t.{self.quote(c)} IS DISTINCT FROM excluded.{self.quote(c)}" for c in others)
         )
         return self.on_conflict_upsert_sql(staging, target, columns, keys, changed)
+
+    def upsert(
+        self,
+        conn: Any,
+        staging: TableRef,
+        target: TableRef,
+        columns: Sequence[str],
+        keys: Sequence[str],
+        staged_rows: int,
+    ) -> LoadCounts:
+        if staging == target:  # the rows were copied straight into the empty target
+            return LoadCounts(inserted=staged_rows)
+        # One pass: rows the statement inserted have xmax 0, updated rows carry the locking transaction;
+        # unchanged rows are filtered by the DO UPDATE ... WHERE and not returned at all.
+        counted = (
+            f"WITH merged AS ({self.upsert_sql(staging, target, columns, keys)} RETURNING "
+            "(t.xmax = 0) AS sync_inserted) SELECT COUNT(*) FILTER (WHERE sync_inserted), COUNT(*) FROM merged"
+        )
+        inserted, written = conn.execute(counted, []).fetchone()
+        return LoadCounts(
+            inserted=int(inserted),
+            updated=int(written) - int(inserted),
+            unchanged=max(staged_rows - int(written), 0),
+        )
 
     def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
         return f"CREATE TABLE {self.qualify(new)} (LIKE {self.qualify(existing)} INCLUDING ALL)"

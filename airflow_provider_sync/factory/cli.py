@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_sync.factory.cli_watermark import add_watermark_commands
 
     add_watermark_commands(commands)
+    from airflow_provider_sync.factory.cli_crypto import add_crypto_commands
+
+    add_crypto_commands(commands)
     from airflow_provider_sync.factory.cli_status import add_status_command
 
     add_status_command(commands)
