@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any
@@ -13,10 +14,15 @@ from airflow_provider_sync.config.loader import LoadedYaml, PathKey, format_path
 from airflow_provider_sync.errors import ConfigIssue
 
 _MAX_SHOWN = 80
+_SENSITIVE_KEY = re.compile(r"pass|secret|token|credential|api_?key|private|url|dsn|uri", re.IGNORECASE)
+HIDDEN = "<value hidden>"
+_URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 
 def show_value(value: Any) -> str:
-    text = repr(value)
+    if value is HIDDEN:
+        return HIDDEN
+    text = _URI_PASSWORD.sub(r"\1***@", repr(value))
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 
@@ -75,6 +81,9 @@ def _data_path(loc: tuple[Any, ...], data: Any, keep_last: bool) -> PathKey:
 
 def _message(error: Any, model: type[BaseModel], path: PathKey) -> str:
     kind, value, context = error["type"], error.get("input"), error.get("ctx") or {}
+    if any(isinstance(part, str) and _SENSITIVE_KEY.search(part) for part in path):
+        # Import errors and CLI output are widely visible: never echo what may be a credential.
+        value = HIDDEN
     key = path[-1] if path else ""
     if kind == "extra_forbidden":
         allowed = allowed_keys(model, path[:-1])

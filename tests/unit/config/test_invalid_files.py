@@ -371,6 +371,16 @@ def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     assert [issue.line for issue in issues] == sorted(issue.line or 0 for issue in issues)
 
 
+def test_values_under_credential_like_keys_are_never_echoed(tmp_path: Path) -> None:
+    pasted_uri = HEAD + "source: {conn_id: 'postgres://app:hunter2@db:5432/shop', table: t}\n" + TARGET
+    issues = _issues(tmp_path, pasted_uri)
+    assert [issue.path for issue in issues] == ["source.conn_id"]
+    assert "hunter2" not in str(issues[0]) and "postgres://app:***@db:5432/shop" in str(issues[0])
+    token = VALID + "staging: {base: 's3://bucket/x', conn_id: 'api token hunter2'}\n"
+    (issue,) = _issues(tmp_path, token)
+    assert issue.path == "staging.conn_id" and "hunter2" in issue.message, "conn ids are not secret"
+
+
 def test_config_errors_are_terminal_sync_errors(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_text("version: 1\n", encoding="utf-8")
