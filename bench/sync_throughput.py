@@ -33,7 +33,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 PG_URI = os.environ.get("BENCH_PG_URI", "postgresql://postgres:postgres@127.0.0.1:5432/sync_test")
 MYSQL_URI = os.environ.get("BENCH_MYSQL_URI", "mysql://sync:sync@127.0.0.1:3306/sync_test")
-SOURCE_SCHEMA, TARGET_SCHEMA = "bench_src", "bench_dst"
+SOURCE_SCHEMA, TARGET_SCHEMA, DAG_SCHEMA = "bench_src", "bench_dst", "bench_dag"
 MYSQL_TABLE, MYSQL_RAW_TABLE = "bench_orders", "bench_orders_raw"
 COLUMNS = "id, email, phone, name, amount, status, created_at, updated_at, note"
 
@@ -48,7 +48,8 @@ INSERT INTO {SOURCE_SCHEMA}.orders
 SELECT g, 'user' || g || '@example.com', '+1-555-' || lpad((g %% 10000000)::text, 7, '0'),
        'Name ' || left(md5(g::text), 12), ((g * 7919) %% 10000000) / 100.0, (ARRAY['new','paid','shipped',
        'cancelled'])[1 + g %% 4], timestamptz '2025-01-01 00:00:00+00' + g * interval '1.5 second',
-       timestamptz '2025-06-01 00:00:00+00' + (g / 3) * interval '1 second' + (g %% 7) * interval '1 microsecond',
+       timestamptz '2025-06-01 00:00:00+00' + (g / 3) * interval '1 second'
+           + (g %% 7) * interval '1 microsecond',
        rpad(md5(g::text) || ' ' || md5((g + 1)::text), 80, '.')
 FROM generate_series(1::bigint, %s) AS g"""
 
@@ -68,7 +69,9 @@ def task_raw_pg(args: dict[str, Any]) -> dict[str, Any]:
         target.execute(f"TRUNCATE {TARGET_SCHEMA}.orders_raw")
         with (
             source.cursor().copy(f"COPY {SOURCE_SCHEMA}.orders ({COLUMNS}) TO STDOUT (FORMAT binary)") as out,
-            target.cursor().copy(f"COPY {TARGET_SCHEMA}.orders_raw ({COLUMNS}) FROM STDIN (FORMAT binary)") as into,
+            target.cursor().copy(
+                f"COPY {TARGET_SCHEMA}.orders_raw ({COLUMNS}) FROM STDIN (FORMAT binary)"
+            ) as into,
         ):
             for chunk in out:
                 into.write(chunk)
@@ -88,17 +91,22 @@ def task_raw_mysql(args: dict[str, Any]) -> dict[str, Any]:
         os.mkfifo(pipe)
 
         def feed() -> None:
-            with psycopg.connect(PG_URI) as source, open(pipe, "wb") as sink:
-                with source.cursor().copy(f"COPY ({select}) TO STDOUT") as out:
-                    for chunk in out:
-                        sink.write(chunk)
+            with (
+                psycopg.connect(PG_URI) as source,
+                open(pipe, "wb") as sink,
+                source.cursor().copy(f"COPY ({select}) TO STDOUT") as out,
+            ):
+                for chunk in out:
+                    sink.write(chunk)
 
         feeder = threading.Thread(target=feed)
         feeder.start()
         conn = _mysql_connect(MySQLdb)
         cursor = conn.cursor()
         cursor.execute(f"TRUNCATE TABLE {MYSQL_RAW_TABLE}")
-        cursor.execute(f"LOAD DATA LOCAL INFILE %s INTO TABLE {MYSQL_RAW_TABLE} CHARACTER SET utf8mb4", [pipe])
+        cursor.execute(
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {MYSQL_RAW_TABLE} CHARACTER SET utf8mb4", [pipe]
+        )
         conn.commit()
         conn.close()
         feeder.join()
@@ -164,10 +172,10 @@ def run_child(name: str, args: dict[str, Any]) -> None:
     import psycopg  # noqa: F401
     import pyarrow as pa
 
-    import airflow_provider_sync.dialects._arrow  # noqa: F401
-    import airflow_provider_sync.dialects.mysql  # noqa: F401
-    import airflow_provider_sync.dialects.postgres  # noqa: F401
-    import airflow_provider_sync.pipeline.extract  # noqa: F401
+    import airflow_provider_sync.dialects._arrow
+    import airflow_provider_sync.dialects.mysql
+    import airflow_provider_sync.dialects.postgres
+    import airflow_provider_sync.pipeline.extract
     import airflow_provider_sync.pipeline.load  # noqa: F401
 
     pa.array([0])  # the first conversion of Python values imports pandas when it is installed
@@ -186,7 +194,8 @@ def measure(name: str, **args: Any) -> dict[str, Any]:
     if done.returncode:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"task {name} failed with exit code {done.returncode}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def _mysql_connect(mysqldb: Any) -> Any:
@@ -194,16 +203,21 @@ def _mysql_connect(mysqldb: Any) -> Any:
 
     url = urlsplit(MYSQL_URI)
     return mysqldb.connect(
-        host=url.hostname, port=url.port or 3306, user=url.username, password=url.password,
-        database=url.path.lstrip("/"), local_infile=1, charset="utf8mb4",
-    )  # fmt: skip
+        host=url.hostname,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password,
+        database=url.path.lstrip("/"),
+        local_infile=1,
+        charset="utf8mb4",
+    )
 
 
 def prepare_postgres(rows: int) -> None:
     import psycopg
 
     with psycopg.connect(PG_URI, autocommit=True) as conn:
-        for schema in (SOURCE_SCHEMA, TARGET_SCHEMA):
+        for schema in (SOURCE_SCHEMA, TARGET_SCHEMA, DAG_SCHEMA):
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
             conn.execute(f"CREATE SCHEMA {schema}")
         conn.execute(CREATE_ORDERS)
@@ -214,6 +228,13 @@ def prepare_postgres(rows: int) -> None:
             f"CREATE TABLE {TARGET_SCHEMA}.orders_raw "
             f"(LIKE {SOURCE_SCHEMA}.orders INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (id))"
         )
+
+
+def drop_postgres_target() -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URI, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {TARGET_SCHEMA}.orders")
 
 
 def prepare_mysql() -> None:
@@ -236,27 +257,27 @@ def copy_mysql_table_shape() -> None:
     conn.close()
 
 
-def change_one_percent() -> int:
+def change_one_percent(year: int = 2027, residue: int = 0) -> int:
+    """Change 1% of the rows (those with ``id % 100 = residue``), moving them after every other row."""
     import psycopg
 
     with psycopg.connect(PG_URI, autocommit=True) as conn:
         changed = conn.execute(
             f"UPDATE {SOURCE_SCHEMA}.orders SET amount = amount + 1, status = 'refunded', "
-            "updated_at = timestamptz '2027-01-01 00:00:00+00' + id * interval '1 microsecond' "
-            "WHERE id % 100 = 0"
+            f"updated_at = timestamptz '{year}-01-01 00:00:00+00' + id * interval '1 microsecond' "
+            "WHERE id %% 100 = %s",
+            [residue],
         ).rowcount
         conn.execute(f"VACUUM ANALYZE {SOURCE_SCHEMA}.orders")
     return changed
 
 
-def check_same_rows(target: str) -> None:
+def check_same_rows(target: str, schema: str = TARGET_SCHEMA) -> None:
     """The loaded table must equal the source, or the timing means nothing: compare the row count and
     the sum of a 32-bit slice of each row's md5 (order-free, and no huge aggregate string)."""
     import psycopg
 
-    row_text = (
-        "concat_ws('|', id, email, phone, name, amount, status, {created}, {updated}, note)"
-    )
+    row_text = "concat_ws('|', id, email, phone, name, amount, status, {created}, {updated}, note)"
     pg_row = row_text.format(
         created="to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
         updated="to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
@@ -265,7 +286,7 @@ def check_same_rows(target: str) -> None:
     with psycopg.connect(PG_URI) as conn:
         expected = conn.execute(pg_digest + f"{SOURCE_SCHEMA}.orders").fetchone()
         if target == "postgres":
-            actual = conn.execute(pg_digest + f"{TARGET_SCHEMA}.orders").fetchone()
+            actual = conn.execute(pg_digest + f"{schema}.orders").fetchone()
         else:
             import MySQLdb
 
@@ -299,6 +320,75 @@ def report_line(label: str, rows: int, seconds: float, baseline: float | None, r
     return f"{label:<44} {rows:>9,} rows {seconds:8.2f} s {rate:>11,.0f} rows/s  x{ratio}  {rss}"
 
 
+DAG_PIPELINE = f"""\
+version: 1
+dag_id: bench_orders_sync
+source: {{conn_id: bench_pg, table: {SOURCE_SCHEMA}.orders}}
+target: {{conn_id: bench_pg, table: {DAG_SCHEMA}.orders, mode: upsert, keys: [id]}}
+incremental: {{strategy: timestamp, column: updated_at, key: [id], batch_size: 50000}}
+"""
+
+
+def run_through_dag(work: Path, rows: int) -> list[str]:
+    """Run the same sync twice through the generated DAG under ``airflow dags test`` (the full load, then
+    after another 1% changed) and report each task's duration from the metadata database."""
+    import sqlite3
+
+    home, configs = work / "airflow", work / "configs"
+    configs.mkdir()
+    (configs / "bench.yaml").write_text(DAG_PIPELINE)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "SYNC_DAG_CONFIGS": str(configs),
+        "SYNC_STAGING_BASE": f"file://{work / 'dag-stage'}",
+        "AIRFLOW_CONN_BENCH_PG": PG_URI,
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
+    lines = []
+    for label, changed in (("full", rows), ("incremental 1%", None)):
+        if changed is None:
+            changed = change_one_percent(year=2028, residue=50)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [airflow, "dags", "test", "bench_orders_sync"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - started
+        with sqlite3.connect(home / "airflow.db") as db:
+            run_id, state = db.execute(
+                "SELECT run_id, state FROM dag_run WHERE dag_id = 'bench_orders_sync' "
+                "ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+            tasks = db.execute(
+                "SELECT task_id, (julianday(end_date) - julianday(start_date)) * 86400 FROM task_instance "
+                "WHERE dag_id = 'bench_orders_sync' AND run_id = ? ORDER BY start_date",
+                [run_id],
+            ).fetchall()
+        if done.returncode or state != "success":
+            sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
+            raise SystemExit(f"the DAG run ({label}) ended {state}")
+        check_same_rows("postgres", DAG_SCHEMA)
+        data_path = sum(seconds for task, seconds in tasks if task.endswith(("extract", "load")))
+        lines.append(
+            report_line(
+                f"DAG {label}: extract + load tasks",
+                changed,
+                data_path,
+                None,
+                f"`airflow dags test` wall {wall:.1f} s",
+            )
+        )
+        lines.extend(f"    {task:<40} {seconds:7.2f} s" for task, seconds in tasks)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -317,69 +407,67 @@ def main() -> None:
     prepare_postgres(rows)
     print(f"generated {rows:,} rows in PostgreSQL in {time.perf_counter() - started:.1f} s")
     out: list[str] = []
+
+    def line(label: str, count: int, seconds: float, baseline: float | None, note: str) -> None:
+        out.append(report_line(label, count, seconds, baseline, note))
+
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as folder:
         work = Path(folder)
+        stage = str(work / "stage")
         raw_pg = median_of([measure("raw_pg", rows=rows) for _ in range(options.repeat)])
-        baseline_pg = rows / raw_pg["seconds"]
+        base_pg = rows / raw_pg["seconds"]
         extracts, loads = [], []
+        first = str(work / "full-0.json")
         for attempt in range(options.repeat):
             manifest = str(work / f"full-{attempt}.json")
-            extracts.append(
-                measure("extract", staging=str(work / "stage"), run_id=f"full{attempt}", manifest=manifest)
-            )
-            if attempt == 0:
-                first_manifest = manifest
-            with __import__("psycopg").connect(PG_URI, autocommit=True) as conn:
-                conn.execute(f"DROP TABLE IF EXISTS {TARGET_SCHEMA}.orders")
+            extracts.append(measure("extract", staging=stage, run_id=f"full{attempt}", manifest=manifest))
+            drop_postgres_target()
             loads.append(measure("load", manifest=manifest, target="postgres"))
         extract, load = median_of(extracts), median_of(loads)
         check_same_rows("postgres")
+        line("PG->PG raw binary COPY pipe", rows, raw_pg["seconds"], base_pg, task_note(raw_pg))
+        line("PG->PG engine: extract to staging", rows, extract["seconds"], base_pg, task_note(extract))
+        line("PG->PG engine: load (upsert, empty target)", rows, load["seconds"], base_pg, task_note(load))
         total = extract["seconds"] + load["seconds"]
-        out.append(report_line("PG->PG raw binary COPY pipe", rows, raw_pg["seconds"], baseline_pg,
-                               task_note(raw_pg)))  # fmt: skip
-        out.append(report_line("PG->PG engine: extract to staging", rows, extract["seconds"], baseline_pg,
-                               task_note(extract)))  # fmt: skip
-        out.append(report_line("PG->PG engine: load (upsert, empty target)", rows, load["seconds"],
-                               baseline_pg, task_note(load)))  # fmt: skip
-        out.append(report_line("PG->PG engine end to end", rows, total, baseline_pg, "(target >= 0.50)"))
+        line("PG->PG engine end to end", rows, total, base_pg, "(target >= 0.50)")
 
         if not options.no_mysql:
-            prepare_mysql()
             my_loads = []
-            for attempt in range(options.repeat):
-                if attempt:
-                    prepare_mysql()
-                my_loads.append(measure("load", manifest=first_manifest, target="mysql"))
+            for _attempt in range(options.repeat):
+                prepare_mysql()
+                my_loads.append(measure("load", manifest=first, target="mysql"))
             my_load = median_of(my_loads)
             check_same_rows("mysql")
             copy_mysql_table_shape()
             raw_my = median_of([measure("raw_mysql", rows=rows) for _ in range(options.repeat)])
-            baseline_my = rows / raw_my["seconds"]
-            out.append(report_line("PG->MariaDB raw COPY -> LOAD DATA pipe", rows, raw_my["seconds"],
-                                   baseline_my, task_note(raw_my)))  # fmt: skip
-            out.append(report_line("PG->MariaDB engine: load (upsert, empty target)", rows,
-                                   my_load["seconds"], baseline_my, task_note(my_load)))  # fmt: skip
-            out.append(report_line("PG->MariaDB engine end to end", rows, extract["seconds"] + my_load["seconds"],
-                                   baseline_my, "(target >= 0.80)"))  # fmt: skip
+            base_my = rows / raw_my["seconds"]
+            line(
+                "PG->MariaDB raw COPY -> LOAD DATA pipe", rows, raw_my["seconds"], base_my, task_note(raw_my)
+            )
+            line(
+                "PG->MariaDB engine: load (upsert, empty)",
+                rows,
+                my_load["seconds"],
+                base_my,
+                task_note(my_load),
+            )
+            total = extract["seconds"] + my_load["seconds"]
+            line("PG->MariaDB engine end to end", rows, total, base_my, "(target >= 0.80)")
 
         changed = change_one_percent()
-        inc_extract = measure("extract", staging=str(work / "stage"), run_id="incremental",
-                              manifest=str(work / "inc.json"), after=first_manifest)  # fmt: skip
+        inc = str(work / "inc.json")
+        inc_extract = measure("extract", staging=stage, run_id="incremental", manifest=inc, after=first)
         if inc_extract["rows"] != changed:
             raise SystemExit(f"incremental extract read {inc_extract['rows']} rows, expected {changed}")
-        inc_load = measure("load", manifest=str(work / "inc.json"), target="postgres")
+        inc_load = measure("load", manifest=inc, target="postgres")
         check_same_rows("postgres")
-        out.append(report_line("incremental 1%: extract", changed, inc_extract["seconds"], None,
-                               task_note(inc_extract)))  # fmt: skip
-        out.append(report_line("incremental 1%: load (upsert)", changed, inc_load["seconds"], None,
-                               task_note(inc_load)))  # fmt: skip
-        out.append(report_line("incremental 1% data path (extract + load)", changed,
-                               inc_extract["seconds"] + inc_load["seconds"], None, "(target <= 0.60 s)"))  # fmt: skip
+        line("incremental 1%: extract", changed, inc_extract["seconds"], None, task_note(inc_extract))
+        line("incremental 1%: load (upsert)", changed, inc_load["seconds"], None, task_note(inc_load))
+        total = inc_extract["seconds"] + inc_load["seconds"]
+        line("incremental 1% data path (extract + load)", changed, total, None, "(target <= 0.60 s)")
 
         if options.dag:
-            from dag_run import run_dag_benchmark  # type: ignore[import-not-found]
-
-            out.extend(run_dag_benchmark(PG_URI, SOURCE_SCHEMA, TARGET_SCHEMA, rows, work))
+            out.extend(run_through_dag(work, rows))
     print("\n".join(out))
 
 

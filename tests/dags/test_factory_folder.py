@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from airflow_provider_sync.config.schema import pipeline_json_schema_text
 from tests.dags.conftest import REPO, parse_dags_folder
@@ -111,3 +116,36 @@ def test_schema_command_prints_the_json_schema() -> None:
         check=True,
     )
     assert result.stdout == pipeline_json_schema_text()
+
+
+@pytest.mark.slow
+def test_list_import_errors_names_the_broken_file(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "alpha.yaml").write_text(GOOD.format(dag_id="sync_alpha", table="alpha"))
+    (configs / "broken.yaml").write_text("version: 1\ndag_id: sync_broken\nschedule: '@fortnightly'\n")
+    home = tmp_path / "airflow"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "SYNC_DAG_CONFIGS": str(configs),
+    }
+    airflow = str(Path(sys.executable).with_name("airflow"))
+
+    def run(*args: str, expect: int = 0) -> str:
+        result = subprocess.run([airflow, *args], env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-2000:]
+        return result.stdout
+
+    run("db", "migrate")
+    run("dags", "reserialize")
+    # The command exits 1 when there are import errors.
+    listed = run("dags", "list-import-errors", "-o", "json", expect=1)
+    start = re.search(r"^\[\s*[{\]]", listed, re.MULTILINE)
+    assert start, listed
+    errors = json.loads(listed[start.start() :])
+    assert [error["filepath"] for error in errors] == ["sync_pipelines.py"]
+    assert "broken.yaml:3 at schedule: unknown schedule preset '@fortnightly'" in errors[0]["error"]
+    assert "sync_alpha" in run("dags", "list")

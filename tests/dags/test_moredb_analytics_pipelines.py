@@ -77,10 +77,13 @@ def pg_schema(pg_uri: str) -> Iterator[tuple[Any, str]]:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def _set_connections(monkeypatch: pytest.MonkeyPatch, pg_uri: str, chdb_dsn: str, **more: dict[str, Any]) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_ANALYTICS_CLICKHOUSE", json.dumps(
-        {"conn_type": "clickhouse", "extra": {"dsn": chdb_dsn}}
-    ))
+def _set_connections(
+    monkeypatch: pytest.MonkeyPatch, pg_uri: str, chdb_dsn: str, **more: dict[str, Any]
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ANALYTICS_CLICKHOUSE",
+        json.dumps({"conn_type": "clickhouse", "extra": {"dsn": chdb_dsn}}),
+    )
     for conn_id in ("SHOP_POSTGRES", "MEDIA_APP_DB"):
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", pg_uri)
     for conn_id, connection in more.items():
@@ -113,12 +116,14 @@ def _normalized(row: tuple[Any, ...]) -> tuple[Any, ...]:
     """Timestamps as aware UTC datetimes (ClickHouse returns its UTC DateTime64 values naive)."""
     return tuple(
         (value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC))
-        if isinstance(value, datetime) else value
+        if isinstance(value, datetime)
+        else value
         for value in row
     )
 
 
 # --------------------------------------------------------------------------- PostgreSQL → ClickHouse daily
+
 
 def _seed_orders(conn: Any, schema: str, start: datetime) -> None:
     conn.execute(
@@ -132,18 +137,27 @@ def _seed_orders(conn: Any, schema: str, start: datetime) -> None:
         updated = start + timedelta(minutes=20 * i)
         created = updated - timedelta(days=3 * (i % 2))
         amount = Decimal(-1) if i == 100 else Decimal(i) / 4  # one invalid row in the second day
-        rows.append((i, 1000 + i % 7, ["new", "paid", "shipped"][i % 3], ["FR", "DE", None][i % 3],
-                     amount, created, updated, f"order {i}"))
-    with conn.cursor() as cursor:
-        cursor.executemany(
-            f'INSERT INTO "{schema}".orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s)', rows
+        rows.append(
+            (
+                i,
+                1000 + i % 7,
+                ["new", "paid", "shipped"][i % 3],
+                ["FR", "DE", None][i % 3],
+                amount,
+                created,
+                updated,
+                f"order {i}",
+            )
         )
+    with conn.cursor() as cursor:
+        cursor.executemany(f'INSERT INTO "{schema}".orders VALUES (%s, %s, %s, %s, %s, %s, %s, %s)', rows)
 
 
 def _pg_orders(conn: Any, schema: str, start: datetime, end: datetime) -> dict[int, tuple[Any, ...]]:
     rows = conn.execute(
         f'SELECT id, customer_id, status, country, amount, created_at, updated_at FROM "{schema}".orders '
-        "WHERE updated_at >= %s AND updated_at < %s AND amount >= 0", (start, end)
+        "WHERE updated_at >= %s AND updated_at < %s AND amount >= 0",
+        (start, end),
     ).fetchall()
     return {row[0]: _normalized(row) for row in rows}
 
@@ -188,8 +202,10 @@ def test_postgres_to_clickhouse_daily_loads_each_day_into_a_partitioned_table(
     assert _clickhouse_orders(clickhouse, table) == expected
 
     # The next day, plus an order of the first day updated then: one row per id, the newest version.
-    conn.execute(f'UPDATE "{schema}".orders SET status = %s, updated_at = %s WHERE id = 5',
-                 ("refunded", interval[1] + timedelta(hours=1)))
+    conn.execute(
+        f'UPDATE "{schema}".orders SET status = %s, updated_at = %s WHERE id = 5',
+        ("refunded", interval[1] + timedelta(hours=1)),
+    )
     second = run_pipeline("postgres_to_clickhouse_daily", logical_date=datetime(2026, 3, 3, tzinfo=UTC))
     assert second.state == "success"
     expected_both = {**expected, **_pg_orders(conn, schema, interval[0], second.data_interval_end)}
@@ -199,26 +215,33 @@ def test_postgres_to_clickhouse_daily_loads_each_day_into_a_partitioned_table(
     assert _watermark("postgres_to_clickhouse_daily", table) is None, "interval runs leave the watermark"
     quarantined = clickhouse.query(
         "SELECT table_name, rule, JSONExtractInt(row_json, 'id') FROM sync_quarantine "
-        "WHERE run_id = {r:String}", parameters={"r": second.run_id}
+        "WHERE run_id = {r:String}",
+        parameters={"r": second.run_id},
     ).result_rows
     assert quarantined == [(table, "amount.range", 100)]
 
     engine, partition_key, sorting_key = clickhouse.query(
         "SELECT engine_full, partition_key, sorting_key FROM system.tables "
-        "WHERE database = currentDatabase() AND name = {name:String}", parameters={"name": table}
+        "WHERE database = currentDatabase() AND name = {name:String}",
+        parameters={"name": table},
     ).result_rows[0]
     assert partition_key == "toYYYYMM(created_at)" and sorting_key.strip("()") == "id"
     assert engine.startswith("ReplacingMergeTree(updated_at)")
     create = clickhouse.command(f"SHOW CREATE TABLE `{table}`")
     assert "PARTITION BY toYYYYMM(created_at)" in create and "LowCardinality(Nullable(String))" in create
-    partitions = {row[0] for row in clickhouse.query(
-        "SELECT DISTINCT partition FROM system.parts WHERE active AND database = currentDatabase() "
-        "AND table = {name:String}", parameters={"name": table}
-    ).result_rows}
+    partitions = {
+        row[0]
+        for row in clickhouse.query(
+            "SELECT DISTINCT partition FROM system.parts WHERE active AND database = currentDatabase() "
+            "AND table = {name:String}",
+            parameters={"name": table},
+        ).result_rows
+    }
     assert partitions == {"202602", "202603"}
 
 
 # --------------------------------------------------------------------------- fan-out: ClickHouse + Kafka
+
 
 def _seed_events(conn: Any, schema: str, ids: range) -> None:
     conn.execute(
@@ -230,21 +253,32 @@ def _seed_events(conn: Any, schema: str, ids: range) -> None:
     with conn.cursor() as cursor:
         cursor.executemany(
             f'INSERT INTO "{schema}".engagement_events VALUES (%s, %s, %s, %s, %s, %s)',
-            [(i, f"user-{i % 13}", 500 + i % 9, ["play", "pause", "stop"][i % 3],
-              None if i % 10 == 0 else i * 100, base + timedelta(minutes=7 * i)) for i in ids],
+            [
+                (
+                    i,
+                    f"user-{i % 13}",
+                    500 + i % 9,
+                    ["play", "pause", "stop"][i % 3],
+                    None if i % 10 == 0 else i * 100,
+                    base + timedelta(minutes=7 * i),
+                )
+                for i in ids
+            ],
         )
 
 
 def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
     from confluent_kafka import Consumer
 
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"verify-{uuid.uuid4().hex}",
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"verify-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     messages: list[Any] = []
     idle_polls = 0
@@ -275,7 +309,9 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     suffix = uuid.uuid4().hex[:8]
     table, topic = f"engagement_{suffix}", f"media_{suffix}.engagement_events"
     _set_connections(
-        monkeypatch, pg_uri, chdb_dsn,
+        monkeypatch,
+        pg_uri,
+        chdb_dsn,
         events_kafka={"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}},
         media_hash_secret={"conn_type": "generic", "password": "a-test-secret-of-32-characters!!"},
     )
@@ -295,13 +331,19 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     second = run_pipeline("engagement_fanout")
     assert second.state == "success"
 
-    source = {row[0]: _normalized(row) for row in conn.execute(
-        f'SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at '
-        f'FROM "{schema}".engagement_events ORDER BY event_id'
-    ).fetchall()}
-    loaded = {row[0]: _normalized(row) for row in clickhouse.query(
-        f"SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at FROM `{table}` FINAL"
-    ).result_rows}
+    source = {
+        row[0]: _normalized(row)
+        for row in conn.execute(
+            f"SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at "
+            f'FROM "{schema}".engagement_events ORDER BY event_id'
+        ).fetchall()
+    }
+    loaded = {
+        row[0]: _normalized(row)
+        for row in clickhouse.query(
+            f"SELECT event_id, user_id, content_id, event_type, duration_ms, occurred_at FROM `{table}` FINAL"
+        ).result_rows
+    }
     assert loaded == source
     partition_key = clickhouse.query(
         "SELECT partition_key FROM system.tables WHERE database = currentDatabase() AND name = {n:String}",
@@ -322,9 +364,12 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
         after = event["after"]
         assert after["user_id"] != user_id and after["user_id"], "user ids leave the database hashed"
         assert {k: after[k] for k in ("event_id", "content_id", "event_type", "duration_ms")} == {
-            "event_id": event_id_, "content_id": content_id, "event_type": event_type, "duration_ms": duration_ms,
+            "event_id": event_id_,
+            "content_id": content_id,
+            "event_type": event_type,
+            "duration_ms": duration_ms,
         }
-        assert after["occurred_at"] == occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert after["occurred_at"] == occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     run_ids = {event["run_id"] for event in events.values()}
     assert run_ids == {first.run_id, second.run_id}
 
@@ -333,6 +378,7 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
         assert watermark is not None and watermark["key"] == [340], (name, watermark)
     audit = clickhouse.query(
         "SELECT table_name, rows_loaded FROM sync_audit WHERE run_id = {r:String} AND step = 'run' "
-        "ORDER BY table_name", parameters={"r": second.run_id}
+        "ORDER BY table_name",
+        parameters={"r": second.run_id},
     ).result_rows
     assert audit == [("engagement_to_clickhouse", 40), ("engagement_to_kafka", 40)]

@@ -30,6 +30,7 @@ def _demo_data() -> Any:
 @pytest.fixture
 def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path, airflow_db: Path) -> Path:
     shop, warehouse = tmp_path / "shop.db", tmp_path / "warehouse.db"
+    monkeypatch.setenv("SYNC_DAG_CONFIGS", str(configs_dir))  # what `airflow-sync status` reads
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP", f"sqlite:///{shop}")
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_WAREHOUSE", f"sqlite:///{warehouse}")
     _demo_data().seed(str(shop))

@@ -6,6 +6,7 @@ masked or encrypted, and nothing the run logged may contain a protected value in
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -60,14 +61,15 @@ def source(pg_uri: str) -> Iterator[Namespace]:
 
 def create_source(space: Namespace) -> list[dict[str, Any]]:
     space.run(
-        f"CREATE TABLE {space.name('customers')} (id int PRIMARY KEY, email text, phone text, full_name text, "
-        "national_id text, notes text, country text, plan_id int, amount numeric(10,2), "
+        f"CREATE TABLE {space.name('customers')} (id int PRIMARY KEY, email text, phone text, "
+        "full_name text, national_id text, notes text, country text, plan_id int, amount numeric(10,2), "
         "signup_at timestamptz, updated_at timestamptz)"
     )
     rows = source_rows()
     columns = list(rows[0])
+    marks = ", ".join(["%s"] * len(columns))
     space.many(
-        f"INSERT INTO {space.name('customers')} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+        f"INSERT INTO {space.name('customers')} ({', '.join(columns)}) VALUES ({marks})",
         [[row[c] for c in columns] for row in rows],
     )
     space.run(f"CREATE TABLE {space.name('plans')} (plan_id int PRIMARY KEY, name text)")
@@ -130,13 +132,43 @@ def test_protected_pipeline_end_to_end(
         assert run.state == "success"
         check_target(target, rows, keyring)
         check_quarantine(target, dag_id, rows, keyring)
+        check_audit(target, dag_id, run.run_id)
         logs = logged_text(airflow_db, caplog, capsys.readouterr())
         assert "validate: 60 rows in" in logs, "the step logs were captured"
-        leaked = [value for value in protected_values(rows) if value in logs]
-        assert not leaked, f"{len(leaked)} protected values appear in clear in the logs"
+        stored = logs + xcom_text(dag_id, run.run_id) + str(target.fetch(
+            "SELECT * FROM sync_audit WHERE dag_id = %s", [dag_id]))
+        leaked = [value for value in protected_values(rows) if value in stored]
+        assert not leaked, f"{len(leaked)} protected values appear in clear in logs, XCom or the audit table"
     finally:
         for _ in targets:
             pass
+
+
+def xcom_text(dag_id: str, run_id: str) -> str:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        values = session.scalars(
+            select(XComModel.value).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id)
+        ).all()
+    assert values, "the steps returned their manifests"
+    return "\n".join(str(value) for value in values)
+
+
+def check_audit(target: Namespace, dag_id: str, run_id: str) -> None:
+    counters = "rows_extracted, rows_valid, rows_rejected, rows_masked, rows_encrypted, rows_loaded"
+    (row,) = target.fetch(
+        f"SELECT {counters}, key_ids, rejected_by_rule FROM sync_audit "
+        "WHERE dag_id = %s AND run_id = %s AND step = 'run'", [dag_id, run_id],
+    )
+    decoded = {k: json.loads(v) if isinstance(v, str) else v for k, v in row.items()}
+    rules = {"email.email": 2, "country.in": 1, "expression.signup_first": 1, "lookup.plan_id": 1}
+    assert decoded == {
+        "rows_extracted": 60, "rows_valid": 56, "rows_rejected": 5, "rows_masked": 56, "rows_encrypted": 112,
+        "rows_loaded": 55, "key_ids": ["k1"], "rejected_by_rule": rules,
+    }
 
 
 def check_target(target: Namespace, rows: list[dict[str, Any]], keyring: Any) -> None:
@@ -176,10 +208,11 @@ def check_quarantine(target: Namespace, dag_id: str, rows: list[dict[str, Any]],
     assert sorted(found) == sorted(
         [("validate", i) for i in BAD_EMAIL | BAD_DATES] + [("schema_map", i) for i in UNKNOWN_PLAN]
     )
-    for (step, row_id), entry in found.items():
+    for (_, row_id), entry in found.items():
         original, saved = by_id[row_id], entry["row_json"]
         if row_id in BAD_EMAIL:
-            assert entry["rule"] == "email.email" and entry["reason"] == "email: is not a valid e-mail address"
+            assert entry["rule"] == "email.email"
+            assert entry["reason"] == "email: is not a valid e-mail address"
         elif row_id in BAD_DATES:
             assert entry["rule"] == "expression.signup_first" and entry["reason"] == "fails signup_first"
         else:
@@ -187,4 +220,5 @@ def check_quarantine(target: Namespace, dag_id: str, rows: list[dict[str, Any]],
         for column in ("email", "phone", "full_name", "national_id", "notes"):
             assert saved[column] != original[column], f"{column} stored in clear in the quarantine table"
         assert saved["national_id"].startswith("enc:v1:siv:k1:")
-        assert decrypt_value(saved["notes"], keyring, f"{target.name('customers_out')}.notes") == original["notes"]
+        context = f"{target.name('customers_out')}.notes"
+        assert decrypt_value(saved["notes"], keyring, context) == original["notes"]

@@ -214,7 +214,7 @@ def test_a_lost_connection_is_raised_never_quarantined(make_target: Any, pg_uri:
 
     def apply(part: pa.RecordBatch) -> int:
         killer.run("SELECT pg_terminate_backend(%s)", [pid])
-        return target.dialect.bulk_insert(conn, target.table("orders"), [part])
+        return int(target.dialect.bulk_insert(conn, target.table("orders"), [part]))
 
     isolator = RowIsolator(target.dialect, conn, apply)
     try:

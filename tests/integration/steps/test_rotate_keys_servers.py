@@ -31,7 +31,7 @@ def space(request: pytest.FixtureRequest) -> Iterator[Namespace]:
     yield from namespace(request.param, uri)
 
 
-def seed(space: Namespace, old: Keyring) -> tuple[str, list[tuple[int, str, str | None, str]]]:
+def seed(space: Namespace, old: Keyring) -> tuple[str, list[tuple[str, int, str | None, str]]]:
     """A table with a two-column primary key, a GCM column with NULLs and a SIV column, all under k1."""
     table = space.name("accounts")
     space.run(f"CREATE TABLE {table} (region VARCHAR(8), id INT, email TEXT, national_id TEXT, "
@@ -40,8 +40,8 @@ def seed(space: Namespace, old: Keyring) -> tuple[str, list[tuple[int, str, str 
              for i in range(ROWS)]
     emails = encrypt_array(pa.array([c[2] for c in clear], pa.string()), old, f"{table}.email")
     ids = encrypt_array(pa.array([c[3] for c in clear]), old, f"{table}.national_id", "deterministic")
-    space.many(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)",
-               [(c[0], c[1], e, n) for c, e, n in zip(clear, emails.to_pylist(), ids.to_pylist(), strict=True)])
+    encrypted = zip(clear, emails.to_pylist(), ids.to_pylist(), strict=True)
+    space.many(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", [(c[0], c[1], e, n) for c, e, n in encrypted])
     return table, clear
 
 
@@ -82,13 +82,13 @@ def test_cli_rotates_and_decrypts(
     monkeypatch.setenv("AIRFLOW_CONN_ROTATE_KEYRING", json.dumps(
         {"conn_type": "generic", "password": json.dumps({"primary": "k2", "keys": {"k1": K1, "k2": K2}})}))
 
-    assert main(["rotate-keys", "--keyring-conn-id", "rotate_keyring", "--conn-id", "rotate_db",
-                 "--table", table, "--column", "email", "--column", "national_id", "--batch-size", "400"]) == 0
+    common = ["--keyring-conn-id", "rotate_keyring", "--conn-id", "rotate_db", "--table", table]
+    columns = ["--column", "email", "--column", "national_id"]
+    assert main(["rotate-keys", *common, *columns, "--batch-size", "400"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["from_key_ids"] == ["k1"] and report["rows_scanned"] == ROWS
 
-    assert main(["decrypt", "--keyring-conn-id", "rotate_keyring", "--conn-id", "rotate_db", "--table", table,
-                 "--column", "email", "--limit", "3"]) == 0
+    assert main(["decrypt", *common, "--column", "email", "--limit", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     expected = sorted((c[0], c[1], c[2]) for c in clear)[:3]
     assert lines[0] == "region\tid\tkey_id\temail"

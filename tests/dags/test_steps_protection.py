@@ -1,0 +1,69 @@
+"""Which protections a rejecting step applies to its rejected rows: the table's later mask and encrypt steps,
+followed back through schema_map renames, and nothing from steps that ran before it. No server needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from airflow_provider_sync.core.encrypt import decrypt_value
+from airflow_provider_sync.operators.steps import SchemaMapOperator, ValidateOperator, protect_rows
+from tests.dags.steps_support import set_secrets
+
+STEPS: list[dict[str, Any]] = [
+    {"validate": {"rules": {"email": {"email": True}}}},
+    {"mask": {"columns": {"phone": {"strategy": "redact"}}}},
+    {"schema_map": {"rename": {"email": "contact", "ssn": "national_id"}}},
+    {"validate": {"rules": {"contact": {"required": True}}}},
+    {"mask": {"secret_conn_id": "prot_secret", "columns": {"contact": {"strategy": "hash"}}}},
+    {"encrypt": {"keyring_conn_id": "prot_keyring", "columns": {"national_id": {"mode": "deterministic"}}}},
+]
+ROWS = pa.RecordBatch.from_pylist([{"id": 1, "email": "x@y.test", "phone": "+44 1234", "ssn": "AB123"}])
+RENAMED = pa.RecordBatch.from_pylist([{"id": 1, "contact": "x@y.test", "phone": "[REDACTED]",
+                                       "national_id": "AB123"}])
+
+
+def operator(cls: type[Any], task_id: str, index: int) -> Any:
+    spec = {
+        "name": "people",
+        "source": {"conn_id": "src", "table": "people"},
+        "target": {"conn_id": "dst", "table": "crm.people", "keys": ["id"]},
+        "incremental": {},
+        "steps": STEPS,
+    }
+    ((_, body),) = STEPS[index].items()
+    return cls(task_id=task_id, table_spec=spec, pipeline_info={"dag_id": "d"}, step=body)
+
+
+@pytest.fixture
+def keyring(monkeypatch: pytest.MonkeyPatch) -> Any:
+    return set_secrets(monkeypatch, "prot_keyring", "prot_secret")
+
+
+def test_first_validate_protects_through_the_later_rename(keyring: Any) -> None:
+    first = operator(ValidateOperator, "validate", 0)
+    assert first.step_index() == 0
+    protected = protect_rows(ROWS, first.protection()).to_pylist()[0]
+    assert protected["phone"] == "[REDACTED]"
+    assert len(protected["email"]) == 64 and protected["email"] != "x@y.test", "hashed under its later name"
+    assert protected["ssn"].startswith("enc:v1:siv:")
+    assert decrypt_value(protected["ssn"], keyring, "crm.people.national_id") == "AB123"
+    assert protected["id"] == 1
+
+
+def test_schema_map_follows_its_own_renames(keyring: Any) -> None:
+    mapper = operator(SchemaMapOperator, "schema_map", 2)
+    assert mapper.step_index() == 2
+    protected = protect_rows(ROWS, mapper.protection()).to_pylist()[0]
+    assert protected["phone"] == "+44 1234", "the earlier mask step already ran on these rows"
+    assert len(protected["email"]) == 64 and protected["ssn"].startswith("enc:v1:siv:")
+
+
+def test_a_second_validate_is_found_by_its_task_id(keyring: Any) -> None:
+    second = operator(ValidateOperator, "people.validate_2", 3)
+    assert second.step_index() == 3
+    protected = protect_rows(RENAMED, second.protection()).to_pylist()[0]
+    assert len(protected["contact"]) == 64 and protected["national_id"].startswith("enc:v1:siv:")
+    assert protected["phone"] == "[REDACTED]"
