@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -153,7 +154,10 @@ class PostgresDialect(Dialect):
                 longest_row=longest,
             )
 
-        with conn.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
+        statement = f"COPY ({sql}) TO STDOUT (FORMAT csv)"
+        # One block is parsed (in C++, without the GIL) on a worker thread while the next is read.
+        with ThreadPoolExecutor(1) as parser, conn.cursor() as cursor, cursor.copy(statement) as copy:
+            pending: Future[pa.RecordBatch] | None = None
             # Rows go into one growing buffer: keeping a Python object per row alive makes the garbage
             # collector rescan them over and over, which costs more than the copy.
             block, rows, longest = bytearray(), 0, 0
@@ -163,8 +167,13 @@ class PostgresDialect(Dialect):
                 if len(row) > longest:
                     longest = len(row)
                 if rows >= batch_size:
-                    yield parse(block, longest)
+                    parsing = parser.submit(parse, block, longest)
+                    if pending is not None:
+                        yield pending.result()
+                    pending = parsing
                     block, rows, longest = bytearray(), 0, 0
+            if pending is not None:
+                yield pending.result()
             if rows:
                 yield parse(block, longest)
 

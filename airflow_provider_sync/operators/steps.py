@@ -73,8 +73,9 @@ class TransformStepOperator(SyncTableOperator):
     def audit_step(self) -> str:  # type: ignore[override]
         return self.step_name
 
-    def step_index(self) -> int:
-        """Where this step sits in the table's step list (task ids are numbered as the DAG builder does)."""
+    def step_index(self) -> int | None:
+        """Where this step sits in the table's step list (task ids are numbered as the DAG builder does),
+        or None when it cannot be told."""
         from airflow_provider_sync.factory.builder import _unique
 
         used: set[str] = {"extract", "load", "commit_watermark", "audit"}
@@ -85,7 +86,7 @@ class TransformStepOperator(SyncTableOperator):
         for index, entry in enumerate(self.table.steps):
             if entry.get(self.step_type) == self.step:
                 return index
-        return len(self.table.steps)
+        return None
 
     def stage(
         self, context: Context, manifest: Manifest, schema: pa.Schema,
@@ -106,7 +107,8 @@ class TransformStepOperator(SyncTableOperator):
         """Column (as named in this step's input) → the later mask/encrypt transforms it goes through.
 
         Renames of schema_map steps in between are followed back, so a column masked under its new name is
-        also masked in the rows this step rejects."""
+        also masked in the rows this step rejects. When this step cannot be placed in the list, every mask
+        and encrypt step of the table applies: better protected twice than stored in clear."""
         from airflow_provider_sync.config.steps.encrypt import EncryptStep
         from airflow_provider_sync.config.steps.mask import MaskStep
         from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
@@ -115,20 +117,20 @@ class TransformStepOperator(SyncTableOperator):
 
         origin: dict[str, str] = {}
         transforms: dict[str, list[ColumnTransform]] = {}
-        start = self.step_index()
-        for position, entry in enumerate(self.table.steps[start:]):
+        # Only validate and schema_map reject rows, so starting at this step never applies its own masking.
+        for entry in self.table.steps[self.step_index() or 0:]:
             ((step_type, body),) = entry.items()
             if step_type == "schema_map":
                 for old, new in SchemaMapStep.model_validate(body).rename.items():
                     origin[new] = origin.pop(old, old)
-            elif position and step_type == "mask":
+            elif step_type == "mask":
                 mask = MaskStep.model_validate(body)
                 masker = Masker(mask, mask_secret(mask.secret_conn_id))
                 for column, rule in mask.columns.items():
                     transforms.setdefault(origin.get(column, column), []).append(
                         _masking(masker, column, rule)
                     )
-            elif position and step_type == "encrypt":
+            elif step_type == "encrypt":
                 encrypt = EncryptStep.model_validate(body)
                 encryptor = Encryptor(encrypt, keyring_from_connection(encrypt.keyring_conn_id),
                                       str(self.table.target.table))
@@ -298,7 +300,6 @@ class MaskOperator(TransformStepOperator):
         masker = Masker(self.step_model, mask_secret(self.step_model.secret_conn_id))
         schema = masker.output_schema(manifest.arrow_schema)
         files, rows = self.stage(context, manifest, schema, masker.mask)
-        self.log.info("debug %s", next(iter(__import__("airflow_provider_sync.staging.files", fromlist=["x"]).read_staged(manifest.files))).column("email")[0])
         details = masker.metadata()
         self.log.info("mask: %d rows, columns %s", rows, details["columns_masked"])
         record = StepRecord(self.step_name, manifest.rows, rows, details=details)

@@ -67,3 +67,12 @@ def test_a_second_validate_is_found_by_its_task_id(keyring: Any) -> None:
     protected = protect_rows(RENAMED, second.protection()).to_pylist()[0]
     assert len(protected["contact"]) == 64 and protected["national_id"].startswith("enc:v1:siv:")
     assert protected["phone"] == "[REDACTED]"
+
+
+def test_a_step_that_cannot_be_placed_gets_every_protection(keyring: Any) -> None:
+    stray = operator(ValidateOperator, "validate_9", 0)
+    stray.step = {"rules": {"id": {"not_null": True}}}
+    assert stray.step_index() is None
+    protected = protect_rows(ROWS, stray.protection()).to_pylist()[0]
+    assert protected["phone"] == "[REDACTED]" and len(protected["email"]) == 64
+    assert protected["ssn"].startswith("enc:v1:siv:")
