@@ -44,7 +44,7 @@ PROBE = textwrap.dedent("""
     elapsed = time.perf_counter() - started
     dags = [v for v in namespace.values() if type(v).__name__ == "DAG"]
     heavy = sorted(m for m in set(sys.modules) - already if m.split(".")[0] in {heavy!r})
-    print(f"{{len(dags)}} {{elapsed:.3f}} {{','.join(sorted({{m.split('.')[0] for m in heavy}})) or '-'}}")
+    print(f"RESULT {{len(dags)}} {{elapsed:.3f}} {{','.join(sorted({{m.split('.')[0] for m in heavy}})) or '-'}}")
 """).format(heavy=set(HEAVY))
 
 
