@@ -53,14 +53,16 @@ def measure(files: int) -> tuple[int, float, str]:
         for index in range(files):
             (Path(folder) / f"p{index:04d}.yaml").write_text(PIPELINE.format(index=index), encoding="utf-8")
         env = {**os.environ, "SYNC_DAG_CONFIGS": folder, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
-        out = subprocess.run(
+        stdout = subprocess.run(
             [sys.executable, "-c", PROBE, str(REPO / "dags" / "sync_pipelines.py")],
             env=env,
             check=True,
             capture_output=True,
             text=True,
-        ).stdout.split()
-    return int(out[0]), float(out[1]), out[2]
+        ).stdout
+    result = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+    _, dags, seconds, heavy = result.split()
+    return int(dags), float(seconds), heavy
 
 
 def main() -> None:

@@ -164,10 +164,7 @@ def task_load(args: dict[str, Any]) -> dict[str, Any]:
 TASKS = {"raw_pg": task_raw_pg, "raw_mysql": task_raw_mysql, "extract": task_extract, "load": task_load}
 
 
-def run_child(name: str, args: dict[str, Any]) -> None:
-    """Time one task's data path; module imports (pyarrow pulls in pandas on first use: about 2 s on a
-    busy machine) are done first and reported apart, as an Airflow worker pays them once per task."""
-    started = time.perf_counter()
+def _import_engine() -> None:
     import MySQLdb  # noqa: F401
     import psycopg  # noqa: F401
     import pyarrow as pa
@@ -179,6 +176,14 @@ def run_child(name: str, args: dict[str, Any]) -> None:
     import airflow_provider_sync.pipeline.load  # noqa: F401
 
     pa.array([0])  # the first conversion of Python values imports pandas when it is installed
+
+
+def run_child(name: str, args: dict[str, Any]) -> None:
+    """Time one task's data path; module imports (pyarrow pulls in pandas on first use: about 2 s on a
+    busy machine) are done first and reported apart, as an Airflow worker pays them once per task."""
+    started = time.perf_counter()
+    if name in ("extract", "load"):
+        _import_engine()
     imported = time.perf_counter()
     result = TASKS[name](args)
     result.update(

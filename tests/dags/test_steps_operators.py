@@ -31,12 +31,14 @@ class TaskInstance:
 
 def staged(tmp_path: Path, rows: int = 100) -> Manifest:
     batch = pa.RecordBatch.from_pylist(
-        [{"id": i, "email": f"{SECRET_LOOKING}{i}" if i % 10 == 0 else f"u{i}@mail.test"} for i in range(rows)]
+        [{"id": i, "email": f"{SECRET_LOOKING}{i}" if i % 10 == 0 else f"u{i}@mail.test"}
+         for i in range(rows)]
     )
     with StageWriter(tmp_path / "extract", batch.schema) as writer:
         writer.write(batch.slice(0, 40))
         writer.write(batch.slice(40))
-    return Manifest("ops_dag", "manual__1", "people", "extract", writer.files, rows, schema_to_text(batch.schema))
+    schema = schema_to_text(batch.schema)
+    return Manifest("ops_dag", "manual__1", "people", "extract", writer.files, rows, schema)
 
 
 def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step: Any) -> tuple[ValidateOperator, Path]:
@@ -45,8 +47,8 @@ def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step: Any) -> tu
     spec = {"name": "people", "source": {"conn_id": "ops_target", "table": "people"},
             "target": {"conn_id": "ops_target", "table": "people_copy", "keys": ["id"]}, "incremental": {},
             "steps": [{"validate": step}]}
-    operator = ValidateOperator(task_id="people.validate", table_spec=spec, pipeline_info={"dag_id": "ops_dag"},
-                                step=step, input_task_id="people.extract")
+    operator = ValidateOperator(task_id="people.validate", table_spec=spec, step=step,
+                                pipeline_info={"dag_id": "ops_dag"}, input_task_id="people.extract")
     return operator, database
 
 
@@ -55,7 +57,7 @@ def quarantined(database: Path) -> list[tuple[str, str, str]]:
         return db.execute("SELECT rule, reason, row_json FROM sync_quarantine ORDER BY row_json").fetchall()
 
 
-def test_a_retried_try_does_not_quarantine_rows_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_retried_try_does_not_quarantine_twice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     operator, database = validate(tmp_path, monkeypatch, rules={"email": {"email": True}})
     context: Any = {"run_id": "manual__1", "ti": TaskInstance(staged(tmp_path))}
     first = operator.run(context)
@@ -76,7 +78,8 @@ def test_fail_names_rules_and_counts_never_values(tmp_path: Path, monkeypatch: p
 
 
 def test_the_invalid_ratio_fails_after_quarantining(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    operator, database = validate(tmp_path, monkeypatch, rules={"email": {"email": True}}, max_invalid_ratio=0.05)
+    rules = {"email": {"email": True}}
+    operator, database = validate(tmp_path, monkeypatch, rules=rules, max_invalid_ratio=0.05)
     context: Any = {"run_id": "manual__1", "ti": TaskInstance(staged(tmp_path))}
     with pytest.raises(InvalidRowsThresholdError, match="10 of 100 rows"):
         operator.run(context)
