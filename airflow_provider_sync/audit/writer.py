@@ -6,7 +6,6 @@ own transaction is rolled back.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from airflow_provider_sync.dialects.base import Dialect
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
-log = logging.getLogger(__name__)
 
 
 def audit_table(config: AuditConfig) -> TableRef:
@@ -56,20 +54,7 @@ class AuditWriter:
 
     def ensure_table(self) -> bool:
         """Create the audit table when it does not exist; True when this call created it."""
-        if self.dialect.table_exists(self.conn, self.table):
-            return False
-        try:
-            self.dialect.begin_write(self.conn)
-            self.dialect.execute(self.conn, self.dialect.create_table_sql(self.table, audit_schema())).close()
-            self.conn.commit()
-        except Exception:
-            self.conn.rollback()
-            # Another task may have created it between the check and the CREATE.
-            if self.dialect.table_exists(self.conn, self.table):
-                return False
-            raise
-        log.info("Created audit table %s", self.table)
-        return True
+        return self.dialect.create_table_if_missing(self.conn, self.table, audit_schema())
 
     def insert_query(self, record: AuditRecord) -> Query:
         """``INSERT INTO <audit table> (...) VALUES (...)`` for one record, in the dialect's style."""

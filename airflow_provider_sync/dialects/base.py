@@ -165,6 +165,23 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
         )
         return bool(self.scalar(conn, bind.query(sql)))
 
+    def create_table_if_missing(self, conn: Any, table: TableRef, schema: pa.Schema) -> bool:
+        """Create a bookkeeping table (audit, quarantine) in its own committed transaction when it does not
+        exist; True when this call created it. Safe against another task creating it at the same moment."""
+        if self.table_exists(conn, table):
+            return False
+        try:
+            self.begin_write(conn)
+            self.execute(conn, self.create_table_sql(table, schema)).close()
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            if self.table_exists(conn, table):
+                return False
+            raise
+        log.info("Created table %s", table)
+        return True
+
     def _schema_expr(self, table: TableRef, bind: Binder) -> str:
         """SQL for the table's schema, defaulting to the session's current schema."""
         return bind(table.schema) if table.schema else "CURRENT_SCHEMA"

@@ -124,23 +124,12 @@ class QuarantineWriter:
     def ensure_table(self) -> bool:
         """Create the table when it does not exist; True when this call created it. With ``commit=False``
         the CREATE joins the caller's transaction (where the database's DDL is transactional)."""
+        if self.commit:
+            return self.dialect.create_table_if_missing(self.conn, self.table, quarantine_schema())
         if self.dialect.table_exists(self.conn, self.table):
             return False
         statement = self.dialect.create_table_sql(self.table, quarantine_schema())
-        if not self.commit:
-            self.dialect.execute(self.conn, statement).close()
-            return True
-        try:
-            self.dialect.begin_write(self.conn)
-            self.dialect.execute(self.conn, statement).close()
-            self.conn.commit()
-        except Exception:
-            self.conn.rollback()
-            # Another task may have created it between the check and the CREATE.
-            if self.dialect.table_exists(self.conn, self.table):
-                return False
-            raise
-        log.info("Created quarantine table %s", self.table)
+        self.dialect.execute(self.conn, statement).close()
         return True
 
     def write(
