@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import SyncError, TerminalError
@@ -109,11 +109,7 @@ class PostgresDialect(Dialect):
         # JSON stays text (byte-for-byte for json, normalised by the server for jsonb); no Python objects.
         for type_name in ("json", "jsonb"):
             conn.adapters.register_loader(type_name, TextLoader)
-        # Fixed text forms for the COPY read path: UTC, ISO dates, hex bytea, shortest exact floats.
         conn.execute("SET TIME ZONE 'UTC'")
-        conn.execute("SET DateStyle = 'ISO, YMD'")
-        conn.execute("SET bytea_output = 'hex'")
-        conn.execute("SET extra_float_digits = 3")
         conn.commit()
         return conn
 
@@ -141,6 +137,7 @@ class PostgresDialect(Dialect):
         if not columns or conn.info.encoding != "utf-8":
             yield from super().read_batches(conn, query, columns, batch_size)
             return
+        self._fix_text_forms(conn, columns)
         # COPY takes no bind parameters: let psycopg quote them into the statement as literals.
         sql = ClientCursor(conn).mogrify(query.sql, self.bind_params(query.params))
 
@@ -176,6 +173,20 @@ class PostgresDialect(Dialect):
                 yield pending.result()
             if rows:
                 yield parse(block, longest)
+
+    @staticmethod
+    def _fix_text_forms(conn: Any, columns: Sequence[Column]) -> None:
+        """Make sure the text the COPY read path parses has the forms it expects, also on connections
+        opened elsewhere (an Airflow hook) rather than by :meth:`connect`."""
+        import pyarrow as pa
+
+        if not (conn.info.parameter_status("DateStyle") or "").startswith("ISO"):
+            conn.execute("SET DateStyle = 'ISO, YMD'")
+        kinds = [column.arrow_type for column in columns]
+        if any(pa.types.is_binary(kind) for kind in kinds):
+            conn.execute("SET bytea_output = 'hex'")
+        if any(pa.types.is_floating(kind) for kind in kinds):
+            conn.execute("SET extra_float_digits = 3")
 
     def translate_error(self, exc: BaseException) -> SyncError | None:
         translated = super().translate_error(exc)

@@ -62,6 +62,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     keyring = keyring_of(args.keyring_conn_id)
     print("decrypted values are protected data: keep them out of tickets, chats and logs", file=sys.stderr)
     if args.values:
+        if not args.context and not (args.table and args.column):
+            raise SystemExit("give --context, or --table (as written under target.table) and --column")
         context = _context(args, args.column or "")
         for envelope in args.values:
             print(decrypt_value(envelope, keyring, context))

@@ -15,7 +15,7 @@ import pytest
 from airflow_provider_sync.core.encrypt import decrypt_value
 from airflow_provider_sync.core.mask import mask_email
 from tests.dags.conftest import copy_example
-from tests.dags.steps_support import Namespace, namespace, set_secrets
+from tests.integration.steps.support import Namespace, namespace, set_secrets
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 from airflow_provider_sync.config.steps.mask import MaskStep
 from airflow_provider_sync.core.encrypt import decrypt_value
 from airflow_provider_sync.core.mask import Masker
-from tests.dags.steps_support import MASK_SECRET, Namespace, logged_text, namespace, set_secrets
+from tests.integration.steps.support import MASK_SECRET, Namespace, logged_text, namespace, set_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +139,11 @@ def test_protected_pipeline_end_to_end(
             "SELECT * FROM sync_audit WHERE dag_id = %s", [dag_id]))
         leaked = [value for value in protected_values(rows) if value in stored]
         assert not leaked, f"{len(leaked)} protected values appear in clear in logs, XCom or the audit table"
+
+        again = run_pipeline(dag_id)  # nothing new: every step runs on an empty stage
+        assert again.state == "success"
+        assert target.fetch(f"SELECT COUNT(*) AS n FROM {target.name('customers_out')}") == [{"n": 55}]
+        assert len(target.quarantine(dag_id)) == 5
     finally:
         for _ in targets:
             pass

@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_sync.core.encrypt import decrypt_value
 from airflow_provider_sync.operators.steps import SchemaMapOperator, ValidateOperator, protect_rows
-from tests.dags.steps_support import set_secrets
+from tests.integration.steps.support import set_secrets
 
 STEPS: list[dict[str, Any]] = [
     {"validate": {"rules": {"email": {"email": True}}}},

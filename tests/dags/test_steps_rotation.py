@@ -17,7 +17,7 @@ import pytest
 from airflow_provider_sync.core.encrypt import decrypt_value
 from airflow_provider_sync.core.keyring import Keyring
 from airflow_provider_sync.operators.rotate import RotateKeysOperator
-from tests.dags.steps_support import Namespace, namespace
+from tests.integration.steps.support import Namespace, namespace
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from airflow_provider_sync.core.keyring import Keyring
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.factory.cli import main
 from airflow_provider_sync.operators.rotate import rotate_table_keys
-from tests.dags.steps_support import Namespace, namespace
+from tests.integration.steps.support import Namespace, namespace
 
 pytestmark = pytest.mark.integration
 
