@@ -167,7 +167,7 @@ TASKS = {"raw_pg": task_raw_pg, "raw_mysql": task_raw_mysql, "extract": task_ext
 def _import_engine() -> None:
     import MySQLdb  # noqa: F401
     import psycopg  # noqa: F401
-    import pyarrow as pa
+    import pyarrow  # noqa: F401
 
     import airflow_provider_sync.dialects._arrow
     import airflow_provider_sync.dialects.mysql
@@ -175,12 +175,10 @@ def _import_engine() -> None:
     import airflow_provider_sync.pipeline.extract
     import airflow_provider_sync.pipeline.load  # noqa: F401
 
-    pa.array([0])  # the first conversion of Python values imports pandas when it is installed
-
 
 def run_child(name: str, args: dict[str, Any]) -> None:
-    """Time one task's data path; module imports (pyarrow pulls in pandas on first use: about 2 s on a
-    busy machine) are done first and reported apart, as an Airflow worker pays them once per task."""
+    """Time one task's data path; module imports are done first and reported apart, as an Airflow
+    worker pays them once per task process."""
     started = time.perf_counter()
     if name in ("extract", "load"):
         _import_engine()

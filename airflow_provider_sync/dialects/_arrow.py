@@ -135,7 +135,7 @@ def text_column(array: pa.Array, flavour: str) -> pa.Array:
         return _escaped(array.cast(pa.string()), escape_nul=flavour == "mysql")
     if pa.types.is_boolean(kind):
         true, false = ("t", "f") if flavour == "postgres" else ("1", "0")
-        return pc.if_else(array, true, false)
+        return pc.if_else(array, text_scalar(true), text_scalar(false))
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
         # PostgreSQL reads bytea hex input "\x..."; the backslash itself is escaped in text format.
         return _hex(array, "\\\\x" if flavour == "postgres" else "")
@@ -145,7 +145,9 @@ def text_column(array: pa.Array, flavour: str) -> pa.Array:
         # Values are UTC: format them as wall time (a zone-aware cast looks the zone up per value, 20x
         # slower). MySQL DATETIME takes no zone; PostgreSQL gets an explicit "Z".
         text = array.cast(pa.timestamp(kind.unit)).cast(pa.string())
-        return text if flavour == "mysql" else pc.binary_join_element_wise(text, "Z", "")
+        if flavour == "mysql":
+            return text
+        return pc.binary_join_element_wise(text, text_scalar("Z"), text_scalar(""))
     if pa.types.is_dictionary(kind):
         return text_column(array.cast(kind.value_type), flavour)
     if (
@@ -167,12 +169,24 @@ def text_rows(batch: pa.RecordBatch, flavour: str) -> bytes:
         return b""
     columns = [text_column(column, flavour) for column in batch.columns]
     if len(columns) == 1:
-        lines = pc.fill_null(columns[0], "\\N")
+        lines = pc.fill_null(columns[0], text_scalar("\\N"))
     else:
-        lines = pc.binary_join_element_wise(*columns, "\t", null_handling="replace", null_replacement="\\N")
+        lines = pc.binary_join_element_wise(
+            *columns, text_scalar("\t"), null_handling="replace", null_replacement="\\N"
+        )
     # Joining each line with an empty string by "\n" terminates it; the data buffer of the result is
     # then the whole text, taken without a Python object per row.
-    return _string_data(pc.binary_join_element_wise(lines, "", "\n"))
+    return _string_data(pc.binary_join_element_wise(lines, text_scalar(""), text_scalar("\n")))
+
+
+def text_scalar(text: str) -> pa.Scalar:
+    """A string scalar built from buffers: converting a Python value (``pa.scalar("x")``, or a plain str
+    passed to a compute function) makes pyarrow import pandas, about 100 MiB and seconds per task."""
+    import numpy as np
+
+    data = text.encode("utf-8")
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32).tobytes())
+    return pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data))[0]
 
 
 def _string_data(array: pa.Array) -> bytes:

@@ -83,6 +83,21 @@ class SyncTableOperator(BaseOperator):
 
         return ConnectionInfo.from_airflow(BaseHook.get_connection(conn_id))
 
+    def lineage_dataset(self, conn_id: str, table: str) -> Any:
+        """An OpenLineage dataset for a table, named after the database it lives in (no credentials)."""
+        from airflow.providers.common.compat.openlineage.facet import Dataset
+
+        info = self.connection_info(conn_id)
+        if info.conn_type == "sqlite":
+            return Dataset(namespace=f"sqlite://{info.database}", name=table)
+        port = f":{info.port}" if info.port else ""
+        name = ".".join(part for part in (info.database, table) if part)
+        return Dataset(namespace=f"{info.conn_type}://{info.host or 'localhost'}{port}", name=name)
+
+    def source_lineage(self) -> list[Any]:
+        source = self.table.source
+        return [self.lineage_dataset(str(source.conn_id), source.table or "query")]
+
     def staging_root(self) -> Any:
         from airflow_provider_sync.staging.files import staging_root
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
 
@@ -43,6 +43,12 @@ class IncrementalExtractOperator(SyncTableOperator):
             null_policy=incremental.null_policy or "exclude",
             source_timezone=incremental.source_timezone or "UTC",
         )
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Reported when the OpenLineage provider is installed: the source table this task read."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        return OperatorLineage(inputs=self.source_lineage())
 
     def reads_interval(self, context: Context) -> bool:
         dag_run = context.get("dag_run")

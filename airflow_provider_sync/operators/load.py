@@ -95,14 +95,19 @@ class LoadOperator(SyncTableOperator):
             publish=self.publish_options(),
         )
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Reported when the OpenLineage provider is installed: source table in, target table out."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        target = self.table.target
+        output = self.lineage_dataset(str(target.conn_id), str(target.table))
+        return OperatorLineage(inputs=self.source_lineage(), outputs=[output])
+
     def run(self, context: Context) -> StepOutcome:
-        from airflow_provider_sync.pipeline.publish import create_target_with_layout
         from airflow_provider_sync.staging.manifest import StepRecord
 
         manifest = self.input_manifest(context)
         spec = self.load_spec()
-        if spec.table_options is not None:
-            create_target_with_layout(spec, manifest.arrow_schema, logger=self.log)
         sink = sink_for(spec.connection.conn_type)
         on_load_error = self.table.target.on_load_error or "fail"
         result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)

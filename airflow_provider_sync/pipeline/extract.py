@@ -309,10 +309,23 @@ def _stream(
         writer.write(batch)
         progress.add(batch.num_rows)
         if track and batch.num_rows:
-            last = [batch.column(batch.schema.get_field_index(name))[-1].as_py() for name in track]
+            last = [_last_value(batch.column(batch.schema.get_field_index(name))) for name in track]
         if on_batch is not None:
             on_batch(batch)
     return last
+
+
+def _last_value(array: pa.Array) -> Any:
+    """The last value of a column as a Python object. A zone-aware timestamp is read as its UTC wall time
+    and given ``timezone.utc``: pyarrow's own conversion of zone-aware values imports pandas (about
+    100 MiB and seconds per task) just to build the tzinfo."""
+    import pyarrow as pa
+
+    kind = array.type
+    if not (pa.types.is_timestamp(kind) and kind.tz is not None):
+        return array[-1].as_py()
+    wall = array.slice(len(array) - 1).cast(pa.timestamp(kind.unit))[0].as_py()
+    return None if wall is None else wall.replace(tzinfo=dt.timezone.utc)
 
 
 def manifest_watermark(

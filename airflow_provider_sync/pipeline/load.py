@@ -127,6 +127,14 @@ def _check_upsert_keys(dialect: Dialect, conn: Any, spec: LoadSpec) -> None:
         )
 
 
+def _create_sql(dialect: Dialect, table: TableRef, spec: LoadSpec, schema: pa.Schema) -> str:
+    """``CREATE TABLE`` for a new target, with the dialect-specific layout the YAML asked for, if any."""
+    if spec.table_options is None:
+        return dialect.create_table_sql(table, schema, spec.keys)
+    # Only the dialect the options name takes them; LoadSpec checked that this is that dialect.
+    return dialect.create_table_sql(table, schema, spec.keys, options=spec.table_options)  # type: ignore[call-arg]
+
+
 def _ensure_table(dialect: Dialect, conn: Any, spec: LoadSpec, schema: pa.Schema) -> bool:
     """Create the target when missing (and allowed); check it can take the rows when present."""
     if dialect.table_exists(conn, spec.target):
@@ -137,7 +145,7 @@ def _ensure_table(dialect: Dialect, conn: Any, spec: LoadSpec, schema: pa.Schema
             f"target table {spec.target} does not exist and create_if_missing is false; create the table "
             "or set create_if_missing: true"
         )
-    dialect.execute(conn, dialect.create_table_sql(spec.target, schema, spec.keys)).close()
+    dialect.execute(conn, _create_sql(dialect, spec.target, spec, schema)).close()
     return True
 
 
@@ -413,7 +421,7 @@ def _replace(
     like = dialect.create_like_sql(target, loaded) if exists else None
     if exists:
         check_compatible(dialect, conn, target, schema, spec.keys)
-    dialect.execute(conn, like or dialect.create_table_sql(loaded, schema, spec.keys)).close()
+    dialect.execute(conn, like or _create_sql(dialect, loaded, spec, schema)).close()
     try:
         _ddl_checkpoint(dialect, conn)
         inserted = _insert(dialect, conn, loaded, _batches(manifest, logger, f"load {target}"), rejects)

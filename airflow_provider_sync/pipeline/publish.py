@@ -1,13 +1,10 @@
-"""Sending staged rows to a message broker instead of a database table, and laying out created tables.
+"""Sending staged rows to a message broker instead of a database table.
 
 :func:`publish_from_staging` is the load step's sink for Kafka targets: every staged row becomes one JSON
 change event (see :mod:`airflow_provider_sync.publish.kafka`), and it returns only once the broker confirmed
 every message, so the watermark, moved by the next task, never passes rows that did not reach Kafka. An
 unconfirmed message raises :class:`~airflow_provider_sync.errors.TransientError` and the task is retried;
 a retry publishes the range again (at-least-once delivery: consumers de-duplicate by message key).
-
-:func:`create_target_with_layout` creates a missing target table with its dialect-specific layout (for
-example ClickHouse partitioning) before the rows are loaded into it.
 """
 
 from __future__ import annotations
@@ -122,36 +119,3 @@ def publish_from_staging(
     )
     logger.info("publish %s (%s): %s", target.topic, spec.mode, json.dumps(result.to_json()))
     return result
-
-
-def create_target_with_layout(spec: LoadSpec, schema: pa.Schema, *, logger: Any = None) -> bool:
-    """Create ``spec.target`` with ``spec.table_options`` when it is missing and may be created.
-
-    Returns whether the table was created. An existing table keeps its layout; the load then checks that
-    it can take the staged columns.
-    """
-    if spec.table_options is None or not spec.create_if_missing:
-        return False
-    from airflow_provider_sync.dialects import get_dialect
-
-    from .extract import driver_errors, open_connection
-
-    dialect = get_dialect(spec.connection.conn_type)
-    with driver_errors(dialect):
-        conn = open_connection(dialect, spec)
-        try:
-            if dialect.table_exists(conn, spec.target):
-                return False
-            # Only the dialect the options name takes them; LoadSpec checked that this is that dialect.
-            statement = dialect.create_table_sql(  # type: ignore[call-arg]
-                spec.target, schema, spec.keys, options=spec.table_options
-            )
-            dialect.execute(conn, statement).close()
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-    (logger or log).info("created target table %s with its configured layout", spec.target)
-    return True

@@ -143,7 +143,7 @@ def test_protected_pipeline_end_to_end(
         again = run_pipeline(dag_id)  # nothing new: every step runs on an empty stage
         assert again.state == "success"
         assert target.fetch(f"SELECT COUNT(*) AS n FROM {target.name('customers_out')}") == [{"n": 55}]
-        assert len(target.quarantine(dag_id)) == 5
+        assert len(target.quarantine(dag_id)) == 4
     finally:
         for _ in targets:
             pass
