@@ -43,8 +43,8 @@ PROBE = textwrap.dedent("""
     namespace = runpy.run_path(sys.argv[1])
     elapsed = time.perf_counter() - started
     dags = [v for v in namespace.values() if type(v).__name__ == "DAG"]
-    heavy = sorted(m for m in set(sys.modules) - already if m.split(".")[0] in {heavy!r})
-    print(f"RESULT {{len(dags)}} {{elapsed:.3f}} {{','.join(sorted({{m.split('.')[0] for m in heavy}})) or '-'}}")
+    heavy = sorted({{m.split(".")[0] for m in set(sys.modules) - already}} & {heavy!r})
+    print(f"RESULT {{len(dags)}} {{elapsed:.3f}} {{','.join(heavy) or '-'}}")
 """).format(heavy=set(HEAVY))
 
 

@@ -21,7 +21,7 @@ _URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 
 def show_value(value: Any) -> str:
     if value is HIDDEN:
-        return HIDDEN
+        return str(value)
     text = _URI_PASSWORD.sub(r"\1***@", repr(value))
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 

@@ -28,7 +28,9 @@ def table_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
 
 
 def test_extract_reports_the_source_table(table_spec: dict) -> None:
-    operator = IncrementalExtractOperator(task_id="extract", table_spec=table_spec, pipeline_info={"dag_id": "x"})
+    operator = IncrementalExtractOperator(
+        task_id="extract", table_spec=table_spec, pipeline_info={"dag_id": "x"}
+    )
     lineage = operator.get_openlineage_facets_on_complete(None)
     (source,) = lineage.inputs
     assert (source.namespace, source.name) == ("postgres://db.internal:5432", "shop.public.orders")
@@ -38,6 +40,10 @@ def test_extract_reports_the_source_table(table_spec: dict) -> None:
 def test_load_reports_source_and_target(table_spec: dict) -> None:
     operator = LoadOperator(task_id="load", table_spec=table_spec, pipeline_info={"dag_id": "x"})
     lineage = operator.get_openlineage_facets_on_complete(None)
-    assert [(d.namespace, d.name) for d in lineage.inputs] == [("postgres://db.internal:5432", "shop.public.orders")]
-    assert [(d.namespace, d.name) for d in lineage.outputs] == [("mysql://warehouse:3306", "dwh.analytics.orders")]
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        ("postgres://db.internal:5432", "shop.public.orders")
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [
+        ("mysql://warehouse:3306", "dwh.analytics.orders")
+    ]
     assert "pw" not in repr(lineage.outputs)

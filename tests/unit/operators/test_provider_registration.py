@@ -17,7 +17,11 @@ def _airflow(*args: str) -> str:
         [str(airflow), *args], capture_output=True, text=True, check=True, env=os.environ.copy()
     )
     # Log lines may precede the JSON document on stdout.
-    return result.stdout[result.stdout.index("\n[") + 1 :] if not result.stdout.startswith("[") else result.stdout
+    return (
+        result.stdout[result.stdout.index("\n[") + 1 :]
+        if not result.stdout.startswith("[")
+        else result.stdout
+    )
 
 
 def test_airflow_providers_list_shows_the_package() -> None:
