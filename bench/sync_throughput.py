@@ -364,6 +364,8 @@ def run_through_dag(work: Path, rows: int) -> list[str]:
             check=False,
         )
         wall = time.perf_counter() - started
+        if os.environ.get("BENCH_DAG_LOG"):  # keep Airflow's output of each run for a closer look
+            Path(f"{os.environ['BENCH_DAG_LOG']}.{label.split()[0]}").write_text(done.stdout + done.stderr)
         with sqlite3.connect(home / "airflow.db") as db:
             run_id, state = db.execute(
                 "SELECT run_id, state FROM dag_run WHERE dag_id = 'bench_orders_sync' "

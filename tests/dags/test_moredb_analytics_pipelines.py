@@ -6,7 +6,6 @@ Source: PostgreSQL (a schema per test). ClickHouse: chDB in this process. Kafka:
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -17,40 +16,10 @@ from typing import Any
 import pytest
 
 from tests.dags.conftest import copy_example
-from tests.integration.conftest import kafka_bootstrap  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
 UTC = timezone.utc
-_ENGINE_PATH = re.compile(r"already initialized with path '([^']+)'")
-
-
-@pytest.fixture(scope="module")
-def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A chDB data directory for this module's DAG runs, which open their own clients on it.
-
-    chDB binds one data directory per process: when another test already holds the engine open, its
-    directory is shared instead of failing; otherwise every client is closed at the end so later tests
-    can bind their own.
-    """
-    try:
-        import clickhouse_connect
-        from clickhouse_connect.driver.exceptions import ProgrammingError
-    except ImportError as exc:
-        pytest.skip(f"chDB is not installed ({exc}); pip install chdb clickhouse-connect")
-    dsn = f"chdb://{tmp_path_factory.mktemp('chdb-dags')}"
-    try:
-        probe = clickhouse_connect.get_client(dsn=dsn)
-    except ProgrammingError as exc:
-        match = _ENGINE_PATH.search(str(exc))
-        if match is None:
-            raise
-        dsn = f"chdb://{match.group(1)}"
-        probe = clickhouse_connect.get_client(dsn=dsn)
-    try:
-        yield dsn
-    finally:
-        probe.close()
 
 
 @pytest.fixture
@@ -302,7 +271,7 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     pg_schema: tuple[Any, str],
     chdb_dsn: str,
     clickhouse: Any,
-    kafka_bootstrap: str,  # noqa: F811
+    kafka_bootstrap: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conn, schema = pg_schema

