@@ -128,8 +128,8 @@ class PostgresDialect(Dialect):
         self, conn: Any, query: Query, columns: Sequence[Column], batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``COPY (query) TO STDOUT (FORMAT csv)`` and parse it column-wise with pyarrow: no Python
-        object per value. The session settings of :meth:`connect` fix the text forms (UTC timestamps,
-        ISO dates, hex bytea, exact floats); NULL is an unquoted empty field, '' a quoted one."""
+        object per value. The text forms are pinned first (ISO dates, hex bytea, exact floats; timestamps
+        carry their offset); NULL is an unquoted empty field, '' a quoted one."""
         from psycopg import ClientCursor
 
         from ._arrow import csv_batch

@@ -101,9 +101,9 @@ def quarantined(target: Any, table: TableRef) -> pa.Table:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_three_bad_rows_of_ten_thousand_are_quarantined_and_the_rest_commit(
-    make_target: Any, tmp_path: Path, kind: str
+    make_db: Any, tmp_path: Path, kind: str
 ) -> None:
-    target = make_target(kind)
+    target = make_db(kind)
     create_target(target)
     table = target.table("sync_quarantine")
     manifest = stage(tmp_path)
@@ -137,8 +137,8 @@ def test_three_bad_rows_of_ten_thousand_are_quarantined_and_the_rest_commit(
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_fail_leaves_the_target_unchanged(make_target: Any, tmp_path: Path, kind: str) -> None:
-    target = make_target(kind)
+def test_fail_leaves_the_target_unchanged(make_db: Any, tmp_path: Path, kind: str) -> None:
+    target = make_db(kind)
     create_target(target)
     target.run(f"INSERT INTO {target.qualified('orders')} (id, name) VALUES (20000, 'before')")
 
@@ -152,8 +152,8 @@ def test_fail_leaves_the_target_unchanged(make_target: Any, tmp_path: Path, kind
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_upsert_quarantines_and_counts_updates(make_target: Any, tmp_path: Path, kind: str) -> None:
-    target = make_target(kind)
+def test_upsert_quarantines_and_counts_updates(make_db: Any, tmp_path: Path, kind: str) -> None:
+    target = make_db(kind)
     create_target(target)
     orders = target.qualified("orders")
     target.run(f"INSERT INTO {orders} (id, name) VALUES (1, 'old name'), (2, 'customer 2')")
@@ -169,8 +169,8 @@ def test_upsert_quarantines_and_counts_updates(make_target: Any, tmp_path: Path,
     assert [json.loads(r["row_json"])["id"] for r in quarantined(target, table).to_pylist()] == [17]
 
 
-def test_default_quarantine_table_sits_next_to_the_target(make_target: Any, tmp_path: Path) -> None:
-    target = make_target("postgres")
+def test_default_quarantine_table_sits_next_to_the_target(make_db: Any, tmp_path: Path) -> None:
+    target = make_db("postgres")
     create_target(target)
     result = load_from_staging(spec(target, "replace"), stage(tmp_path, rows=100), on_load_error="quarantine")
     assert (result.inserted, result.quarantined) == (99, 1)
@@ -178,8 +178,8 @@ def test_default_quarantine_table_sits_next_to_the_target(make_target: Any, tmp_
     assert target.count("sync_quarantine") == 1
 
 
-def test_a_separate_quarantine_writer_keeps_its_own_connection(make_target: Any, tmp_path: Path) -> None:
-    target, elsewhere = make_target("mysql"), make_target("sqlite")
+def test_a_separate_quarantine_writer_keeps_its_own_connection(make_db: Any, tmp_path: Path) -> None:
+    target, elsewhere = make_db("mysql"), make_db("sqlite")
     create_target(target)
     table = TableRef("dead_letters")
     with QuarantineWriter.open(elsewhere.info, table) as writer:
@@ -191,8 +191,8 @@ def test_a_separate_quarantine_writer_keeps_its_own_connection(make_target: Any,
     assert [f.name for f in quarantine_schema()] == quarantined(elsewhere, table).column_names
 
 
-def test_every_row_rejected_fails_instead_of_quarantining(make_target: Any, tmp_path: Path) -> None:
-    target = make_target("sqlite")
+def test_every_row_rejected_fails_instead_of_quarantining(make_db: Any, tmp_path: Path) -> None:
+    target = make_db("sqlite")
     target.run(
         f"CREATE TABLE {target.qualified('orders')} (id BIGINT PRIMARY KEY, name TEXT CHECK (0), "
         "amount DECIMAL(12,2), seen_at TIMESTAMP)"
@@ -202,9 +202,9 @@ def test_every_row_rejected_fails_instead_of_quarantining(make_target: Any, tmp_
     assert target.count("orders") == 0
 
 
-def test_a_lost_connection_is_raised_never_quarantined(make_target: Any, pg_uri: str) -> None:
+def test_a_lost_connection_is_raised_never_quarantined(make_db: Any, pg_uri: str) -> None:
     """The backend is terminated mid-load: that is no row error, the load fails (and is retried)."""
-    target, killer = make_target("postgres"), make_target("postgres")
+    target, killer = make_db("postgres"), make_db("postgres")
     create_target(target)
     conn = target.dialect.connect(target.info)
     pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]

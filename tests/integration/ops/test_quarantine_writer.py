@@ -33,8 +33,8 @@ ROWS = pa.RecordBatch.from_pydict(
 
 
 @pytest.mark.parametrize("kind", ["postgres", "mysql", "sqlite"])
-def test_validate_rejects_round_trip_through_the_quarantine_table(make_target: Any, kind: str) -> None:
-    target = make_target(kind)
+def test_validate_rejects_round_trip_through_the_quarantine_table(make_db: Any, kind: str) -> None:
+    target = make_db(kind)
     table = target.table("sync_quarantine")
     with QuarantineWriter.open(target.info, table) as writer:
         assert not writer.ensure_table(), "open() created it already"
@@ -69,8 +69,8 @@ def test_validate_rejects_round_trip_through_the_quarantine_table(make_target: A
     assert target.count("sync_quarantine") == 2
 
 
-def test_every_row_needs_a_rule_and_a_reason(make_target: Any) -> None:
-    target = make_target("sqlite")
+def test_every_row_needs_a_rule_and_a_reason(make_db: Any) -> None:
+    target = make_db("sqlite")
     with QuarantineWriter.open(target.info, target.table("q")) as writer:
         with pytest.raises(TerminalError, match="2 quarantined rows need 2 rules and 2 reasons, got 1 and 2"):
             writer.write("d", "r", "t", "validate", ROWS, ["only one"], ["a", "b"])
