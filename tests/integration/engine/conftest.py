@@ -1,4 +1,4 @@
-"""Engine tests get a private namespace per test in each real database (see tests/integration/namespaces.py)."""
+"""Engine tests get a private namespace per test in each real database (tests/integration/namespaces.py)."""
 
 from tests.integration.namespaces import make_db
 
