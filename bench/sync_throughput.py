@@ -9,8 +9,9 @@ Builds an ``orders`` table of ``--rows`` rows in PostgreSQL, then measures in th
 * PG->MariaDB: ``LOAD DATA LOCAL INFILE`` fed from a ``COPY`` text stream through a named pipe, against the
   engine's load into MariaDB of the same staged extract;
 * an incremental run after 1% of the rows changed (extract after the first run's watermark + upsert);
-* with ``--dag``, the same PG->PG sync through the generated DAG under ``airflow dags test``
-  (see ``bench/dag_run.py``).
+* with ``--dag``, the same PG->PG sync through the generated DAG under ``airflow dags test`` (a pipeline
+  YAML in a temporary ``SYNC_DAG_CONFIGS``), twice: full, then after another 1% changed; per-task
+  durations come from the metadata database and from Airflow's log.
 
 Every measured task runs in a fresh subprocess, so its peak RSS (VmHWM) is its own. Ratios are rows/s
 divided by the raw baseline's rows/s in the same run; compare ratios, as absolute figures drift.

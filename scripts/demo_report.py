@@ -41,12 +41,14 @@ def main(demo_dir: str, run_number: str) -> None:
     extract = decoded(results.get(f"{TABLE}.extract"))
     load = decoded(results.get(f"{TABLE}.load"))
     print(f"run {run_number}: {run}")
-    print(f"  extracted {extract.get('rows')} rows in range {json.dumps(extract.get('range'), default=str)}")
+    start = (extract.get("range") or {}).get("start")
+    print(f"  extracted {extract.get('rows')} rows after {start or 'the beginning'}")
     details = next((h.get("details", {}) for h in load.get("history", []) if h.get("step") == "load"), {})
     print(f"  loaded: {details.get('inserted')} inserted, {details.get('updated')} updated, "
           f"{details.get('unchanged')} unchanged")
-    watermark = Variable.get(f"sync:{DAG_ID}:{TABLE}", default_var=None)
-    print(f"  watermark sync:{DAG_ID}:{TABLE} = {watermark}")
+    watermark = json.loads(Variable.get(f"sync:{DAG_ID}:{TABLE}", default_var="{}"))
+    print(f"  watermark sync:{DAG_ID}:{TABLE}: cursor {watermark.get('cursor')}, key {watermark.get('key')}, "
+          f"{watermark.get('rows')} rows in the last run")
     warehouse = Path(demo_dir) / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
         (count,) = db.execute('SELECT COUNT(*) FROM "orders"').fetchone()
@@ -58,9 +60,13 @@ def main(demo_dir: str, run_number: str) -> None:
                 "WHERE run_id = (SELECT run_id FROM sync_audit ORDER BY started_at DESC LIMIT 1) "
                 "ORDER BY started_at"
             )
-            print("  audit rows (step, status, rows extracted, rows loaded, watermark after):")
-            for row in cursor:
-                print(f"    {row}")
+            print("  audit rows:")
+            print(f"    {'step':<18}{'status':<9}{'extracted':>10}{'loaded':>8}  watermark after")
+            for step, status, extracted, loaded, after in cursor:
+                mark = json.loads(after) if after else {}
+                where = f"{mark.get('cursor')} key {mark.get('key')}" if mark else ""
+                print(f"    {step:<18}{status:<9}{extracted if extracted is not None else '':>10}"
+                      f"{loaded if loaded is not None else '':>8}  {where}")
 
 
 if __name__ == "__main__":
