@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -66,3 +67,25 @@ def copy_example(name: str, folder: Path) -> Path:
     destination = folder / name
     shutil.copy(REPO / "dag_configs" / name, destination)
     return destination
+
+
+def demo_data() -> Any:
+    """scripts/demo_data.py as a module (seed, change, compare)."""
+    spec = importlib.util.spec_from_file_location("demo_data", REPO / "scripts" / "demo_data.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def demo_databases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path) -> tuple[Path, Path]:
+    shop, warehouse = tmp_path / "shop.db", tmp_path / "warehouse.db"
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP", f"sqlite:///{shop}")
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_WAREHOUSE", f"sqlite:///{warehouse}")
+    demo_data().seed(str(shop))
+    copy_example("demo_orders.yaml", configs_dir)
+    from airflow.models import Variable
+
+    Variable.delete("sync:demo_orders:orders")
+    return shop, warehouse

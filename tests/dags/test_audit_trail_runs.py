@@ -12,9 +12,8 @@ import pytest
 
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.connection import ConnectionInfo
-from airflow_provider_sync.dialects.types import Query
+from airflow_provider_sync.dialects.types import Binder
 from airflow_provider_sync.errors import TransientError
-from tests.dags.test_demo_pipeline_runs import demo_databases  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +44,13 @@ def audit_rows(info: ConnectionInfo, table: str, run_id: str) -> list[tuple[Any,
     dialect = get_dialect(info.conn_type)
     conn = dialect.connect(info)
     try:
-        q = dialect.quote
-        placeholder = {"qmark": "?", "format": "%s", "pyformat": "%s"}[dialect.capabilities.param_style]
-        cursor = dialect.execute(
-            conn,
-            Query(
-                f"SELECT {q('step')}, {q('status')}, {q('try_number')}, {q('error_class')}, {q('rows_loaded')} "
-                f"FROM {q(table)} WHERE {q('run_id')} = {placeholder} ORDER BY {q('started_at')}, {q('step')}",
-                [run_id],
-            ),
+        q, bind = dialect.quote, Binder(dialect.capabilities.param_style)
+        columns = dialect.column_list(["step", "status", "try_number", "error_class", "rows_loaded"])
+        sql = (
+            f"SELECT {columns} FROM {q(table)} WHERE {q('run_id')} = {bind(run_id)} "
+            f"ORDER BY {q('started_at')}, {q('step')}"
         )
+        cursor = dialect.execute(conn, bind.query(sql))
         rows = [tuple(row) for row in cursor.fetchall()]
         cursor.close()
         return rows
@@ -72,7 +68,7 @@ def configure(configs_dir: Path, audit_table: str, extra: str) -> None:
 def test_invalid_rows_threshold_fails_the_run_and_is_audited(
     run_pipeline: Callable[..., Any],
     demo_databases: Any,
-    configs_dir: Path,  # noqa: F811
+    configs_dir: Path,
     audit_db: tuple[ConnectionInfo, str],
 ) -> None:
     info, table = audit_db
@@ -99,7 +95,7 @@ def test_invalid_rows_threshold_fails_the_run_and_is_audited(
 def test_each_try_of_a_retried_load_has_its_own_audit_row(
     run_pipeline: Callable[..., Any],
     demo_databases: Any,
-    configs_dir: Path,  # noqa: F811
+    configs_dir: Path,
     audit_db: tuple[ConnectionInfo, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
 from collections.abc import Callable
@@ -10,17 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.dags.conftest import REPO, copy_example
-
-
-def _demo_data() -> Any:
-    spec = importlib.util.spec_from_file_location("demo_data", REPO / "scripts" / "demo_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.dags.conftest import demo_data
 
 
 def _watermark(dag_id: str, table: str) -> dict[str, Any] | None:
@@ -44,19 +33,6 @@ def _count(path: Path) -> int:
         return int(db.execute('SELECT COUNT(*) FROM "orders"').fetchone()[0])
 
 
-@pytest.fixture
-def demo_databases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path) -> tuple[Path, Path]:
-    shop, warehouse = tmp_path / "shop.db", tmp_path / "warehouse.db"
-    monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP", f"sqlite:///{shop}")
-    monkeypatch.setenv("AIRFLOW_CONN_DEMO_WAREHOUSE", f"sqlite:///{warehouse}")
-    _demo_data().seed(str(shop))
-    copy_example("demo_orders.yaml", configs_dir)
-    from airflow.models import Variable
-
-    Variable.delete("sync:demo_orders:orders")
-    return shop, warehouse
-
-
 def test_demo_syncs_incrementally_and_moves_the_watermark(
     run_pipeline: Callable[..., Any], demo_databases: tuple[Path, Path]
 ) -> None:
@@ -78,14 +54,14 @@ def test_demo_syncs_incrementally_and_moves_the_watermark(
         ("audit", "success", 1, None, None, None),
     ]
 
-    _demo_data().change(str(shop))
+    demo_data().change(str(shop))
     second = run_pipeline("demo_orders")
     assert second.state == "success"
     assert _count(warehouse) == 1010
     after_second = _watermark("demo_orders", "orders")
     assert after_second is not None and after_second["key"] == [1010]
     assert after_second["rows"] == 35, "only the 25 updated and 10 new orders are read again"
-    _demo_data().compare(str(shop), str(warehouse))
+    demo_data().compare(str(shop), str(warehouse))
 
 
 def test_a_failed_load_leaves_target_and_watermark_alone(
@@ -94,7 +70,7 @@ def test_a_failed_load_leaves_target_and_watermark_alone(
     shop, warehouse = demo_databases
     assert run_pipeline("demo_orders").state == "success"
     before = _watermark("demo_orders", "orders")
-    _demo_data().change(str(shop))
+    demo_data().change(str(shop))
     with sqlite3.connect(warehouse) as db:  # the target now rejects every write
         db.execute(
             "CREATE TRIGGER refuse BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'read only'); END"

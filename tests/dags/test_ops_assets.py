@@ -3,14 +3,12 @@ it (``schedule: {assets: [...]}``) gets a run queued when the sync succeeds."""
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.dags.conftest import REPO, copy_example, parse_dags_folder, register
+from tests.dags.conftest import copy_example, demo_data, parse_dags_folder, register
 
 ASSET_URI = "sync://demo_warehouse/orders"
 DOWNSTREAM = f"""\
@@ -34,21 +32,13 @@ incremental:
 """
 
 
-def _demo_data() -> Any:
-    spec = importlib.util.spec_from_file_location("demo_data", REPO / "scripts" / "demo_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def two_pipelines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path, airflow_db: Path
 ) -> Path:
     for name in ("shop", "warehouse", "mart"):
         monkeypatch.setenv(f"AIRFLOW_CONN_DEMO_{name.upper()}", f"sqlite:///{tmp_path / name}.db")
-    _demo_data().seed(str(tmp_path / "shop.db"))
+    demo_data().seed(str(tmp_path / "shop.db"))
     copy_example("demo_orders.yaml", configs_dir)
     (configs_dir / "demo_orders_mart.yaml").write_text(DOWNSTREAM)
     from airflow.models import Variable

@@ -4,7 +4,6 @@ last run's result, rows and duration from the audit table in the warehouse."""
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import sqlite3
 from collections.abc import Callable
@@ -14,17 +13,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_sync.factory.cli import main
-from tests.dags.conftest import REPO, copy_example
+from tests.dags.conftest import copy_example, demo_data
 
 CURSOR_AFTER_FIRST_RUN = dt.datetime(2026, 1, 1, 16, 40, tzinfo=dt.timezone.utc)
-
-
-def _demo_data() -> Any:
-    spec = importlib.util.spec_from_file_location("demo_data", REPO / "scripts" / "demo_data.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -33,7 +24,7 @@ def demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path, air
     monkeypatch.setenv("SYNC_DAG_CONFIGS", str(configs_dir))  # what `airflow-sync status` reads
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP", f"sqlite:///{shop}")
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_WAREHOUSE", f"sqlite:///{warehouse}")
-    _demo_data().seed(str(shop))
+    demo_data().seed(str(shop))
     copy_example("demo_orders.yaml", configs_dir)
     from airflow.models import Variable
 
@@ -89,7 +80,7 @@ def test_status_after_a_successful_and_a_failed_run(
     assert first.run_id in lines[2] and " success " in lines[2] and " 1,000 " in lines[2]
 
     # A failed run: the watermark stays, the last result says failed.
-    _demo_data().change(str(demo.parent / "shop.db"))
+    demo_data().change(str(demo.parent / "shop.db"))
     with sqlite3.connect(demo) as db:
         db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'no'); END")
     pipeline = configs_dir / "demo_orders.yaml"
