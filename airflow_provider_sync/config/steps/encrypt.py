@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airflow_provider_sync.config.identifiers import ConnectionId, Identifier, QualifiedName
+from airflow_provider_sync.config.shorthand import expand_columns
 from airflow_provider_sync.config.steps import StepSpec, register_step
 from airflow_provider_sync.core.secret_guard import redact_inline_secrets, reject_inline_secrets
 
@@ -66,17 +67,7 @@ class EncryptStep(BaseModel):
         if not isinstance(data, dict):
             return data
         reject_inline_secrets(data, "keyring_conn_id", name_maps=frozenset({"columns"}))
-        columns = data.get("columns")
-        if isinstance(columns, dict):
-            expanded = {}
-            for name, spec in columns.items():
-                if spec is None:
-                    spec = {}
-                elif isinstance(spec, str):
-                    spec = {"mode": spec}
-                expanded[name] = spec
-            data = {**data, "columns": expanded}
-        return data
+        return expand_columns(data, "mode", {})
 
     # Defined last so it runs first: secrets are gone from the input that errors report.
     @model_validator(mode="before")

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from airflow_provider_sync.config.identifiers import ConnectionId, Identifier
+from airflow_provider_sync.config.shorthand import expand_columns
 from airflow_provider_sync.config.steps import StepSpec, register_step
 from airflow_provider_sync.core.secret_guard import redact_inline_secrets, reject_inline_secrets
 
@@ -119,17 +120,7 @@ class MaskStep(BaseModel):
         if not isinstance(data, dict):
             return data
         reject_inline_secrets(data, "secret_conn_id", name_maps=frozenset({"columns"}))
-        columns = data.get("columns")
-        if isinstance(columns, dict):
-            expanded = {}
-            for name, rule in columns.items():
-                if rule is None:
-                    rule = {"strategy": "null"}
-                elif isinstance(rule, str):
-                    rule = {"strategy": rule}
-                expanded[name] = rule
-            data = {**data, "columns": expanded}
-        return data
+        return expand_columns(data, "strategy", {"strategy": "null"})
 
     # Defined last so it runs first: secrets are gone from the input that errors report.
     @model_validator(mode="before")
