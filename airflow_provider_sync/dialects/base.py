@@ -374,6 +374,8 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
         staged_rows: int,
     ) -> LoadCounts:
         """Run :meth:`upsert_sql` and work out inserted / updated / unchanged counts."""
+        if staging == target:  # create_staging_table loaded the rows straight into the empty target
+            return LoadCounts(inserted=staged_rows)
         inserted = int(self.scalar(conn, self.new_keys_count_query(staging, target, keys)) or 0)
         cursor = self.execute(conn, self.upsert_sql(staging, target, columns, keys))
         affected = cursor.rowcount

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import TerminalError
 
 from .base import Capabilities, Dialect
-from .types import Column, LoadCounts, TableRef
+from .types import Column, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -373,19 +373,6 @@ class MySQLDialect(Dialect):
             f"INSERT INTO {self.qualify(target)} ({cols}) SELECT {cols} FROM {self.qualify(staging)} "
             f"ON DUPLICATE KEY UPDATE {assignments}"
         )
-
-    def upsert(
-        self,
-        conn: Any,
-        staging: TableRef,
-        target: TableRef,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        staged_rows: int,
-    ) -> LoadCounts:
-        if staging == target:  # the rows were loaded straight into the empty target
-            return LoadCounts(inserted=staged_rows)
-        return super().upsert(conn, staging, target, columns, keys, staged_rows)
 
     def updated_from_rowcount(self, rowcount: int, inserted: int) -> int:
         return max(rowcount - inserted, 0) // 2
