@@ -337,7 +337,8 @@ class MySQLDialect(Dialect):
     def _raise_on_warnings(self, conn: Any, table: TableRef) -> None:
         """LOAD DATA LOCAL turns bad values into warnings (it implies IGNORE): make them errors, naming
         the column and row but never the value."""
-        if not conn.warning_count():
+        count = conn.warning_count()  # read before SHOW WARNINGS, which resets it
+        if not count:
             return
         cursor = self.execute(conn, "SHOW WARNINGS LIMIT 5")
         warnings = cursor.fetchall()
@@ -357,7 +358,7 @@ class MySQLDialect(Dialect):
                 "source rows unique by key (a query source may need DISTINCT or a GROUP BY)"
             )
         raise TerminalError(
-            f"loading into {table} produced {conn.warning_count()} warning(s) ({'; '.join(details)}): values "
+            f"loading into {table} produced {count} warning(s) ({'; '.join(details)}): values "
             "do not fit the target columns; widen the target column types or map the schema"
         )
 
