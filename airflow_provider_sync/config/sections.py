@@ -76,7 +76,7 @@ LoadMode = Literal["append", "replace", "upsert"]
 
 
 def _check_partition_expression(value: str) -> str:
-    from airflow_provider_sync.dialects.clickhouse import partition_columns
+    from airflow_provider_sync.dialects.clickhouse_layout import partition_columns
 
     partition_columns(value)
     return value

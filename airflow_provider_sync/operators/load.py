@@ -53,7 +53,7 @@ class LoadOperator(SyncTableOperator):
         options = self.table.target.clickhouse
         if options is None:
             return None
-        from airflow_provider_sync.dialects.clickhouse import ClickHouseTableOptions
+        from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
 
         return ClickHouseTableOptions(
             engine=options.engine,

@@ -11,11 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from airflow_provider_sync.dialects.clickhouse import (
-    ClickHouseConnection,
-    ClickHouseDialect,
-    ClickHouseTableOptions,
-)
+from airflow_provider_sync.dialects.clickhouse import ClickHouseConnection, ClickHouseDialect
+from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
 from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.dialects.types import Column, KeysetBounds, TableRef
 

@@ -9,7 +9,8 @@ import pytest
 from moredb_sql_helpers import parse_sql
 
 from airflow_provider_sync.dialects import get_dialect
-from airflow_provider_sync.dialects.clickhouse import ClickHouseDialect, ClickHouseTableOptions
+from airflow_provider_sync.dialects.clickhouse import ClickHouseDialect
+from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
 from airflow_provider_sync.dialects.types import KeysetBounds, TableRef
 from airflow_provider_sync.errors import TerminalError
 
