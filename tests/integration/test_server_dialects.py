@@ -1,6 +1,7 @@
-"""The SQL Server dialect against a real server (set SYNC_TEST_MSSQL_URI, e.g. from docker-compose.yaml:
-``mssql://sa:Sync_Local_Passw0rd@127.0.0.1:1433/sync_test``). Skipped without it, also under CI=true,
-since no SQL Server can run on the CI machines."""
+"""MS SQL Server and Oracle dialects against real servers: set SYNC_TEST_MSSQL_URI (e.g. from
+docker-compose.yaml: ``mssql://sa:Sync_Local_Passw0rd@127.0.0.1:1433/sync_test``) and/or
+SYNC_TEST_ORACLE_URI (``oracle://sync:sync@127.0.0.1:1521/FREEPDB1``). Skipped without them, also under
+CI=true, since neither server can run on the CI machines; their SQL is parse-checked in tests/unit/moredb."""
 
 from __future__ import annotations
 
@@ -14,13 +15,18 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from airflow_provider_sync.dialects import get_dialect
+from airflow_provider_sync.dialects.base import Dialect
 from airflow_provider_sync.dialects.connection import ConnectionInfo
-from airflow_provider_sync.dialects.mssql import MSSQLDialect
 from airflow_provider_sync.dialects.types import KeysetBounds, TableRef
 
 pytestmark = pytest.mark.integration
 
-URI = os.environ.get("SYNC_TEST_MSSQL_URI")
+# name -> (URI variable, schema of the test tables, why there is no server here)
+SERVERS = {
+    "mssql": ("SYNC_TEST_MSSQL_URI", "dbo", "no SQL Server here"),
+    "oracle": ("SYNC_TEST_ORACLE_URI", None, "no Oracle server here"),
+}
 UTC = dt.timezone.utc
 BASE = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 SCHEMA = pa.schema(
@@ -34,24 +40,31 @@ SCHEMA = pa.schema(
 )
 
 
-@pytest.fixture
-def dialect() -> MSSQLDialect:
-    return MSSQLDialect()
+@pytest.fixture(params=sorted(SERVERS))
+def server(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    variable, schema, reason = SERVERS[request.param]
+    uri = os.environ.get(variable)
+    if not uri:
+        pytest.skip(f"{variable} is not set ({reason}; see docker-compose.yaml)")
+    return uri, schema
 
 
 @pytest.fixture
-def conn(dialect: MSSQLDialect) -> Iterator[Any]:
-    if not URI:
-        pytest.skip("SYNC_TEST_MSSQL_URI is not set (no SQL Server here; see docker-compose.yaml)")
-    connection = dialect.connect(ConnectionInfo.from_uri(URI))
+def dialect(server: tuple[str, str | None]) -> Dialect:
+    return get_dialect(ConnectionInfo.from_uri(server[0]).conn_type)
+
+
+@pytest.fixture
+def conn(dialect: Dialect, server: tuple[str, str | None]) -> Iterator[Any]:
+    connection = dialect.connect(ConnectionInfo.from_uri(server[0]))
     yield connection
     connection.rollback()
     connection.close()
 
 
 @pytest.fixture
-def table(dialect: MSSQLDialect, conn: Any) -> Iterator[TableRef]:
-    ref = TableRef(f"sync_ms_{uuid.uuid4().hex[:10]}", "dbo")
+def table(dialect: Dialect, conn: Any, server: tuple[str, str | None]) -> Iterator[TableRef]:
+    ref = TableRef(f"sync_t_{uuid.uuid4().hex[:10]}", server[1])
     dialect.execute(conn, dialect.create_table_sql(ref, SCHEMA, ["id"])).close()
     conn.commit()
     yield ref
@@ -75,7 +88,7 @@ def _rows(ids: list[int], status: str = "new", shift: dt.timedelta = dt.timedelt
     )
 
 
-def _upsert(dialect: MSSQLDialect, conn: Any, table: TableRef, batch: pa.RecordBatch) -> Any:
+def _upsert(dialect: Dialect, conn: Any, table: TableRef, batch: pa.RecordBatch) -> Any:
     staging = dialect.create_staging_table(conn, table, SCHEMA.names)
     staged = dialect.bulk_insert(conn, staging, [batch])
     counts = dialect.upsert(conn, staging, table, SCHEMA.names, ["id"], staged)
@@ -83,7 +96,7 @@ def _upsert(dialect: MSSQLDialect, conn: Any, table: TableRef, batch: pa.RecordB
     return counts
 
 
-def test_upsert_then_keyset_read_round_trips(dialect: MSSQLDialect, conn: Any, table: TableRef) -> None:
+def test_upsert_then_keyset_read_round_trips(dialect: Dialect, conn: Any, table: TableRef) -> None:
     first = _upsert(dialect, conn, table, _rows(list(range(1, 2501))))
     second = _upsert(dialect, conn, table, _rows(list(range(2001, 3001)), "paid", dt.timedelta(hours=1)))
     again = _upsert(dialect, conn, table, _rows(list(range(2001, 3001)), "paid", dt.timedelta(hours=1)))
@@ -112,7 +125,7 @@ def test_upsert_then_keyset_read_round_trips(dialect: MSSQLDialect, conn: Any, t
     assert by_id[2002] == expected
 
 
-def test_replace_and_ledger(dialect: MSSQLDialect, conn: Any, table: TableRef) -> None:
+def test_replace_and_ledger(dialect: Dialect, conn: Any, table: TableRef) -> None:
     dialect.bulk_insert(conn, table, [_rows([1, 2, 3])])
     conn.commit()
     loading = dialect.helper_table(table, "__sync_load")
@@ -124,7 +137,7 @@ def test_replace_and_ledger(dialect: MSSQLDialect, conn: Any, table: TableRef) -
     assert dialect.scalar(conn, dialect.count_query(table)) == 2
     assert not dialect.table_exists(conn, loading)
 
-    ledger = TableRef(f"{table.name}_ledger", "dbo")
+    ledger = TableRef(f"{table.name}_ledger", table.schema)
     dialect.execute(conn, dialect.ledger_table_sql(ledger)).close()
     values = ["p", table.name, "2024-05-01", "2024-05-02", "run", 2, dt.datetime.now(UTC)]
     dialect.execute(conn, dialect.ledger_insert_query(ledger, values)).close()
