@@ -34,6 +34,11 @@ def decoded(value: object) -> dict:
     return json.loads(value) if isinstance(value, str) else dict(value or {})  # type: ignore[arg-type]
 
 
+def cursor_text(cursor: object) -> object:
+    """Watermark cursors are stored typed ({"timestamp": "..."}); show just the value."""
+    return next(iter(cursor.values())) if isinstance(cursor, dict) and len(cursor) == 1 else cursor
+
+
 def main(demo_dir: str, run_number: str) -> None:
     from airflow.models import Variable
 
@@ -42,12 +47,13 @@ def main(demo_dir: str, run_number: str) -> None:
     load = decoded(results.get(f"{TABLE}.load"))
     print(f"run {run_number}: {run}")
     start = (extract.get("range") or {}).get("start")
-    print(f"  extracted {extract.get('rows')} rows after {start or 'the beginning'}")
+    print(f"  extracted {extract.get('rows')} rows after {cursor_text(start) or 'the beginning'}")
     details = next((h.get("details", {}) for h in load.get("history", []) if h.get("step") == "load"), {})
     print(f"  loaded: {details.get('inserted')} inserted, {details.get('updated')} updated, "
           f"{details.get('unchanged')} unchanged")
     watermark = json.loads(Variable.get(f"sync:{DAG_ID}:{TABLE}", default_var="{}"))
-    print(f"  watermark sync:{DAG_ID}:{TABLE}: cursor {watermark.get('cursor')}, key {watermark.get('key')}, "
+    print(f"  watermark sync:{DAG_ID}:{TABLE}: cursor {cursor_text(watermark.get('cursor'))}, "
+          f"key {watermark.get('key')}, "
           f"{watermark.get('rows')} rows in the last run")
     warehouse = Path(demo_dir) / "warehouse.db"
     with sqlite3.connect(warehouse) as db:
@@ -64,7 +70,7 @@ def main(demo_dir: str, run_number: str) -> None:
             print(f"    {'step':<18}{'status':<9}{'extracted':>10}{'loaded':>8}  watermark after")
             for step, status, extracted, loaded, after in cursor:
                 mark = json.loads(after) if after else {}
-                where = f"{mark.get('cursor')} key {mark.get('key')}" if mark else ""
+                where = f"{cursor_text(mark.get('cursor'))} key {mark.get('key')}" if mark else ""
                 print(f"    {step:<18}{status:<9}{extracted if extracted is not None else '':>10}"
                       f"{loaded if loaded is not None else '':>8}  {where}")
 
