@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,33 @@ def chdb_client(chdb_dsn: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+def consume_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Every message of ``topic`` from the start, read until ``expected`` arrived and a little longer,
+    so duplicates would show up (fresh consumer group; session.timeout.ms 6000 for fast assignment)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"verify-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    idle_polls = 0
+    try:
+        # Read until the expected count, then a little longer so duplicates would show up.
+        while idle_polls < (3 if len(messages) >= expected else 20):
+            batch = consumer.consume(num_messages=1000, timeout=1.0)
+            idle_polls = 0 if batch else idle_polls + 1
+            for message in batch:
+                assert message.error() is None, message.error()
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.dags.conftest import copy_example
+from tests.services import consume_topic
 
 pytestmark = pytest.mark.integration
 
@@ -236,34 +237,6 @@ def _seed_events(conn: Any, schema: str, ids: range) -> None:
         )
 
 
-def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"verify-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    idle_polls = 0
-    try:
-        # Read until the expected count, then a little longer so duplicates would show up.
-        while idle_polls < (3 if len(messages) >= expected else 20):
-            batch = consumer.consume(num_messages=1000, timeout=1.0)
-            idle_polls = 0 if batch else idle_polls + 1
-            for message in batch:
-                assert message.error() is None, message.error()
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
 def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     run_pipeline: Callable[..., Any],
     configs_dir: Path,
@@ -320,7 +293,7 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     ).result_rows[0][0]
     assert partition_key == "toYYYYMM(occurred_at)"
 
-    messages = _consume(kafka_bootstrap, topic, len(source))
+    messages = consume_topic(kafka_bootstrap, topic, len(source))
     assert len(messages) == len(source), "every event exactly once over the two runs"
     events = {json.loads(m.key())["event_id"]: json.loads(m.value()) for m in messages}
     assert events.keys() == source.keys()

@@ -14,6 +14,7 @@ import pytest
 from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.errors import TransientError
 from airflow_provider_sync.publish.kafka import KafkaPublisher, KafkaTargetSpec
+from tests.services import consume_topic
 
 pytestmark = pytest.mark.integration
 
@@ -54,33 +55,6 @@ def _orders_batches() -> list[pa.RecordBatch]:
     return batches
 
 
-def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    from confluent_kafka import Consumer
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"verify-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    messages: list[Any] = []
-    idle_polls = 0
-    try:
-        while len(messages) < expected and idle_polls < 30:
-            batch = consumer.consume(num_messages=1000, timeout=1.0)
-            idle_polls = 0 if batch else idle_polls + 1
-            for message in batch:
-                assert message.error() is None, message.error()
-                messages.append(message)
-    finally:
-        consumer.close()
-    return messages
-
-
 def test_ten_thousand_rows_are_published_and_consumed_back(kafka_bootstrap: str) -> None:
     topic = f"sync.test.orders.{uuid.uuid4().hex[:8]}"
     spec = KafkaTargetSpec(
@@ -97,7 +71,7 @@ def test_ten_thousand_rows_are_published_and_consumed_back(kafka_bootstrap: str)
     result = publisher.publish(_orders_batches(), spec)
 
     assert (result.messages, result.batches) == (ROWS, ROWS // BATCH_ROWS)
-    messages = _consume(kafka_bootstrap, topic, ROWS)
+    messages = consume_topic(kafka_bootstrap, topic, ROWS)
     assert len(messages) == ROWS
     by_id = {}
     for message in messages:
