@@ -127,3 +127,39 @@ def _subtree(data: Any, prefix: PathKey) -> Any:
     for part in prefix:
         data = data[part]
     return data
+
+
+def issues_from_merged(error: ValidationError, loaded: LoadedYaml, prefix: PathKey) -> list[ConfigIssue]:
+    """Issues of a section validated again once file and table settings are merged (a table's strategy
+    meeting the file's lag). Each points at the table's own setting when it has one, else at the file's."""
+    from airflow_provider_sync.config import sections
+
+    model: type[BaseModel] | None = getattr(sections, error.title, None)
+    section = error.title.removesuffix("Config").lower() if model is not None else None
+    issues: list[ConfigIssue] = []
+    for item in error.errors():
+        loc = tuple(part for part in item["loc"] if isinstance(part, (str, int)))
+        path: PathKey = (section, *loc) if section else loc
+        candidates = [(*prefix, *path), path] if prefix else [path]
+        where = next((c for c in candidates if _exists(loaded.data, c)), candidates[0])
+        message = _message(item, model or BaseModel, loc)
+        issues.append(ConfigIssue(loaded.file, format_path(where), loaded.line_of(where), message))
+    return issues
+
+
+def _exists(data: Any, path: PathKey) -> bool:
+    for part in path:
+        if not has_child(data, part):
+            return False
+        data = data[part]
+    return True
+
+
+UNEXPECTED = "cannot be read"
+
+
+def unexpected_issue(file: str, error: BaseException) -> ConfigIssue:
+    """The last resort for an error no check anticipated: still one located line, never a traceback."""
+    text = str(error)
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return ConfigIssue(file, "", None, f"{UNEXPECTED}: {type(error).__name__}: {text}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from airflow_provider_sync.config.issues import issues_from_validation
+from airflow_provider_sync.config.issues import issues_from_merged, issues_from_validation, unexpected_issue
 from airflow_provider_sync.config.loader import (
     LoadedYaml,
     PathKey,
@@ -78,8 +78,19 @@ def find_defaults(path: Path) -> Path | None:
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
-    """Validate one pipeline file (merged over the folder's defaults file) and resolve its tables."""
-    path = Path(path)
+    """Validate one pipeline file (merged over the folder's defaults file) and resolve its tables.
+
+    Raises only :class:`ConfigError`: whatever else goes wrong while reading one file is reported as that
+    file's problem, never as a traceback (see :func:`unexpected_issue`)."""
+    try:
+        return _load_pipeline(Path(path))
+    except ConfigError:
+        raise
+    except Exception as error:  # one file's failure, whatever it is, is that file's error
+        raise ConfigError([unexpected_issue(str(path), error)]) from None
+
+
+def _load_pipeline(path: Path) -> Pipeline:
     loaded = load_yaml_file(path)
     if not isinstance(loaded.data, dict):
         raise ConfigError(
@@ -170,7 +181,11 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
             issues.append(ConfigIssue(loaded.file, format_path(where), loaded.line_of(where), message))
         if problems:
             continue
-        spec = _apply_defaults(name, merged, staging)
+        try:
+            spec = _apply_defaults(name, merged, staging)
+        except ValidationError as error:  # the table's settings and the file's do not fit together
+            issues.extend(issues_from_merged(error, loaded, prefix))
+            continue
         if spec.name in seen:
             issues.append(
                 ConfigIssue(
@@ -268,6 +283,7 @@ def _apply_defaults(name: str | None, merged: dict[str, Any], staging: StagingCo
     target_raw.setdefault("mode", "upsert")
     target_raw.setdefault("create_if_missing", True)
     target_raw.setdefault("on_load_error", "fail")
+    target_raw.setdefault("shared", False)
     target = TargetConfig.model_validate(target_raw)
     incremental_raw = dict(merged.get("incremental", {}))
     incremental_raw.setdefault("strategy", "full")
@@ -275,6 +291,7 @@ def _apply_defaults(name: str | None, merged: dict[str, Any], staging: StagingCo
     incremental_raw.setdefault("null_policy", "exclude")
     incremental_raw.setdefault("source_timezone", "UTC")
     incremental_raw.setdefault("mode", "watermark")
+    incremental_raw.setdefault("on_watermark_ahead", "warn")
     incremental_raw.setdefault("key", target.keys or [])
     table_name = name or str(target.table).split(".")[-1]
     return TableSpec(

@@ -7,14 +7,24 @@ and checks what is required once everything is known.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Annotated, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from airflow_provider_sync.config.checks import check_cursor_bounds, check_single_select, lag_for_strategy
 from airflow_provider_sync.config.identifiers import Identifier
-from airflow_provider_sync.config.types import Duration
+from airflow_provider_sync.config.types import Duration, Lag
 
 
 class StrictModel(BaseModel):
@@ -51,15 +61,20 @@ ConnId = Annotated[
 ]
 
 
+def _check_query(value: str) -> str:
+    check_single_select(value)
+    return value
+
+
 class SourceConfig(StrictModel):
     """Where rows come from."""
 
     conn_id: ConnId | None = None
     table: QualifiedName | None = Field(None, description="Source table to read.")
-    query: str | None = Field(
+    query: Annotated[str, AfterValidator(_check_query)] | None = Field(
         None,
         description="A SELECT to read instead of a table; it is wrapped as a subquery so the incremental "
-        "predicate and ordering still apply.",
+        "predicate and ordering still apply. One statement only: no `;`.",
     )
     columns: list[Identifier] | None = Field(None, description="Columns to read (default: all).")
 
@@ -67,8 +82,6 @@ class SourceConfig(StrictModel):
     def _table_or_query(self) -> SourceConfig:
         if self.table and self.query:
             raise ValueError("give either 'table' or 'query', not both")
-        if self.query is not None and not self.query.lstrip().lower().startswith(("select", "with")):
-            raise ValueError("'query' must be a single SELECT (or WITH ... SELECT) statement")
         return self
 
 
@@ -161,10 +174,15 @@ class TargetConfig(StrictModel):
     on_load_error: Literal["fail", "quarantine"] | None = Field(
         None, description="fail: roll back and fail; quarantine: isolate rows the target rejects."
     )
+    shared: bool | None = Field(
+        None,
+        description="Several pipelines write this table on purpose. Without it, `validate` and the DAG "
+        "folder refuse two pipelines with the same target connection and table. Default: false.",
+    )
 
 
 Strategy = Literal["timestamp", "sequence", "version", "full"]
-CursorValue = int | float | str
+CursorValue = int | float | datetime | date | str
 
 
 def _check_timezone(value: str) -> str:
@@ -189,10 +207,11 @@ class IncrementalConfig(StrictModel):
     key: list[Identifier] | None = Field(
         None, description="Tie-break key columns for rows with equal cursors (default: target keys)."
     )
-    lag: Duration | int | None = Field(
+    lag: Lag | None = Field(
         None,
         description="Re-read this far behind the watermark for late-committing sources: a duration for "
-        "timestamp cursors, a number for sequence/version cursors.",
+        "timestamp cursors (a bare number counts seconds), a whole number of cursor units for "
+        "sequence/version cursors.",
     )
     initial_value: CursorValue | None = Field(None, description="Where the first run starts (exclusive).")
     end_value: CursorValue | None = Field(None, description="Never read past this cursor value.")
@@ -208,12 +227,25 @@ class IncrementalConfig(StrictModel):
         description="watermark: read past the stored watermark (default); interval: read the run's "
         "[data_interval_start, data_interval_end) and never touch the watermark.",
     )
+    on_watermark_ahead: Literal["warn", "fail"] | None = Field(
+        None,
+        description="A stored watermark past the source's highest cursor reads nothing, run after run: warn "
+        "(in the task log, the audit row and airflow-sync status; default) or fail the run.",
+    )
 
-    @model_validator(mode="after")
-    def _lag_fits_strategy(self) -> IncrementalConfig:
-        if isinstance(self.lag, timedelta) and self.strategy in ("sequence", "version"):
-            raise ValueError(f"lag must be a number for strategy {self.strategy!r}, not a duration")
-        return self
+    @field_validator("lag")
+    @classmethod
+    def _lag_fits_strategy(cls, value: Any, info: ValidationInfo) -> Any:
+        return lag_for_strategy(value, info.data.get("strategy"))
+
+    @field_validator("initial_value", "end_value")
+    @classmethod
+    def _cursor_value_fits_strategy(cls, value: Any, info: ValidationInfo) -> Any:
+        # Fields validate in declaration order: strategy and initial_value are known here.
+        initial = info.data.get("initial_value") if info.field_name == "end_value" else None
+        first, second = (initial, value) if info.field_name == "end_value" else (value, None)
+        check_cursor_bounds(first, second, info.data.get("strategy"), None)
+        return value
 
 
 class WaitForRowsConfig(StrictModel):

@@ -12,28 +12,48 @@ from airflow_provider_sync.errors import ConfigError, SyncError
 Command = Callable[[argparse.Namespace], int]
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    from airflow_provider_sync.config.resolve import load_pipeline
+def _pipeline_paths(targets: list[str]) -> tuple[list[Path], int]:
+    """Every pipeline file under ``targets`` once (a file named twice is checked once), and how many
+    targets do not exist."""
     from airflow_provider_sync.factory.loader import pipeline_files
 
-    paths = args.paths or ["dag_configs"]
-    failures = checked = 0
-    for target in paths:
+    found: dict[Path, Path] = {}
+    missing = 0
+    for target in targets:
         if not Path(target).exists():
             print(f"{target}: no such file or folder", file=sys.stderr)
-            failures += 1
+            missing += 1
             continue
         for path in pipeline_files(target):
-            checked += 1
-            try:
-                pipeline = load_pipeline(path)
-            except ConfigError as error:
-                failures += 1
-                print(f"✗ {path}\n{error}\n", file=sys.stderr)
-                continue
-            tables = ", ".join(table.name for table in pipeline.tables)
-            print(f"✓ {path}: DAG {pipeline.dag_id!r} ({tables})")
-    print(f"{checked} file(s) checked, {failures} invalid")
+            found.setdefault(path.resolve(), path)
+    return list(found.values()), missing
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from airflow_provider_sync.config.folder import shared_target_errors
+    from airflow_provider_sync.config.resolve import Pipeline, load_pipeline
+
+    paths, failures = _pipeline_paths(args.paths or ["dag_configs"])
+    errors: dict[str, ConfigError] = {}
+    pipelines: list[Pipeline] = []
+    for path in paths:
+        try:
+            pipelines.append(load_pipeline(path))
+        except ConfigError as error:
+            errors[str(path)] = error
+    # Checked across every file given, so two files writing one table are both reported.
+    errors.update(shared_target_errors(pipelines))
+    valid = {pipeline.path: pipeline for pipeline in pipelines}
+    for path in paths:
+        problem = errors.get(str(path))
+        if problem is not None:
+            print(f"✗ {path}\n{problem}\n", file=sys.stderr)
+            continue
+        pipeline = valid[str(path)]
+        tables = ", ".join(table.name for table in pipeline.tables)
+        print(f"✓ {path}: DAG {pipeline.dag_id!r} ({tables})")
+    failures += len(errors)
+    print(f"{len(paths)} file(s) checked, {len(errors)} invalid")
     return 1 if failures else 0
 
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_sync.config.resolve import is_defaults_file, load_pipeline
+from airflow_provider_sync.config.resolve import Pipeline, is_defaults_file, load_pipeline
 from airflow_provider_sync.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 PIPELINE_SUFFIXES = (".yaml", ".yml")
 CONFIGS_ENV = "SYNC_DAG_CONFIGS"
+BUNDLE_CLASSPATH = "airflow_provider_sync.factory.bundle.SyncPipelinesBundle"
 
 
 @dataclass
@@ -50,11 +51,13 @@ def load_folder(folder: str | Path) -> FolderResult:
 
     result = FolderResult()
     seen: dict[str, Path] = {}
+    pipelines: dict[str, Pipeline] = {}
     for path in pipeline_files(folder):
         try:
-            dag = build_dag(load_pipeline(path))
-        except ConfigError as error:
-            result.errors[str(path)] = error
+            pipeline = load_pipeline(path)
+            dag = build_dag(pipeline)
+        except Exception as error:
+            result.errors[str(path)] = as_config_error(path, error)
             continue
         if dag.dag_id in seen:
             from airflow_provider_sync.errors import ConfigIssue
@@ -73,11 +76,75 @@ def load_folder(folder: str | Path) -> FolderResult:
             continue
         seen[dag.dag_id] = path
         result.dags[dag.dag_id] = dag
+        pipelines[dag.dag_id] = pipeline
+    from airflow_provider_sync.config.folder import shared_target_errors
+
+    # Two pipelines writing one table: every writer is refused, in every file.
+    shared = shared_target_errors(pipelines.values())
+    for dag_id, pipeline in pipelines.items():
+        if pipeline.path in shared:
+            result.errors[pipeline.path] = shared[pipeline.path]
+            result.dags.pop(dag_id)
     return result
+
+
+def as_config_error(path: str | Path, error: Exception) -> ConfigError:
+    """``error`` as a ConfigError naming ``path``: a bad file never surfaces as a bare traceback."""
+    if isinstance(error, ConfigError):
+        return error
+    from airflow_provider_sync.errors import ConfigIssue
+
+    return ConfigError(
+        [ConfigIssue(str(path), "", None, f"cannot be loaded: {type(error).__name__}: {error}")]
+    )
+
+
+def load_pipeline_into(namespace: dict[str, Any], path: str | Path) -> Any:
+    """Entry point of a one-file parse unit (see :mod:`airflow_provider_sync.factory.bundle`).
+
+    Puts the DAG of ``path`` into ``namespace``. A broken file becomes the import error of this parse unit
+    alone: added to the parse result (a message without traceback) while Airflow imports the file, raised
+    otherwise, so the error is never lost.
+    """
+    from airflow_provider_sync.factory.builder import build_dag
+
+    try:
+        dag = build_dag(load_pipeline(path))
+    except Exception as error:
+        config_error = as_config_error(path, error)
+        if _current_parse_result() is None:
+            raise config_error from None
+        report_import_errors(str(config_error))
+        return None
+    namespace[dag.dag_id] = dag
+    return dag
+
+
+def served_by_bundle(folder: str | Path) -> bool:
+    """Whether a ``SyncPipelinesBundle`` is configured over ``folder`` in ``[dag_processor]
+    dag_bundle_config_list``. Its parse units load these files one by one, so a DAG file over the same
+    folder must not load them again (every DAG would exist twice, in two bundles)."""
+    try:
+        from airflow.configuration import conf
+
+        entries = conf.getjson("dag_processor", "dag_bundle_config_list") or []
+    except Exception:
+        return False
+    target = Path(folder).resolve()
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("classpath") != BUNDLE_CLASSPATH:
+            continue
+        configured = (entry.get("kwargs") or {}).get("configs_path") or os.environ.get(CONFIGS_ENV)
+        if configured and Path(configured).resolve() == target:
+            return True
+    return False
 
 
 def load_dags_into(namespace: dict[str, Any], folder: str | Path) -> FolderResult:
     """Entry point for a DAG file: put every valid DAG into ``namespace`` and report the broken files."""
+    if served_by_bundle(folder):
+        log.info("Pipeline files of %s are loaded by the SyncPipelinesBundle, one parse unit each", folder)
+        return FolderResult()
     result = load_folder(folder)
     namespace.update(result.dags)
     if result.errors:

@@ -20,6 +20,7 @@ Example::
           - {conn_id: crm_db, table: ref.countries, key: country, ref_key: iso2,
              columns: {name: country_name}}
         derive: {engagement_seconds: "duration_ms / 1000"}
+        on_derive_error: quarantine
         defaults: {status: new}
         constants: {source_system: crm}
         drop: [full_name]
@@ -147,6 +148,12 @@ class SchemaMapStep(BaseModel):
     lookup: list[LookupSpec] = Field(default_factory=list, description="Reference-table enrichments.")
     derive: dict[Identifier, str] = Field(
         default_factory=dict, description="New column → safe expression, e.g. 'duration_ms / 1000'."
+    )
+    on_derive_error: ErrorPolicy = Field(
+        "fail",
+        description="When a derive expression's arithmetic goes out of range of its type on a row (an "
+        "integer overflow, or a float becoming infinite): fail the task, write NULL, or quarantine the row. "
+        "The value is never wrapped around; a constant out of range is refused when the file is checked.",
     )
     defaults: dict[Identifier, Scalar] = Field(
         default_factory=dict, description="Value written where the column is NULL (creates missing columns)."

@@ -176,7 +176,7 @@ CASES = [
         HEAD
         + "source: {conn_id: s, query: 'DELETE FROM t'}\n"
         + "target: {conn_id: d, table: t, keys: [id]}\n",
-        "source",
+        "source.query",
         3,
         ["single SELECT"],
     ),
@@ -227,7 +227,7 @@ CASES = [
     (
         "duration-lag-on-sequence",
         HEAD + SOURCE + TARGET + "incremental: {strategy: sequence, column: id, lag: 5m}\n",
-        "incremental",
+        "incremental.lag",
         5,
         ["lag must be a number for strategy 'sequence'"],
     ),
