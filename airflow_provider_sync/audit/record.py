@@ -77,6 +77,7 @@ class AuditRecord:
     provider_version: str | None = field(default_factory=_provider_version)
     error_class: str | None = None
     error_message: str | None = None
+    warnings: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in AUDIT_STATUSES:

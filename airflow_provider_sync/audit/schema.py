@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 AUDIT_STATUSES = ("success", "failed", "skipped")
-JSON_COLUMNS = ("rejected_by_rule", "key_ids", "watermark_before", "watermark_after")
+JSON_COLUMNS = ("rejected_by_rule", "key_ids", "watermark_before", "watermark_after", "warnings")
 COUNT_COLUMNS = (
     "rows_extracted", "rows_valid", "rows_rejected", "rows_masked", "rows_encrypted", "rows_loaded",
     "rows_skipped",
@@ -57,5 +57,6 @@ def audit_schema() -> pa.Schema:
             pa.field("provider_version", pa.string()),
             pa.field("error_class", pa.string()),
             pa.field("error_message", pa.string()),
+            json_field("warnings"),  # things a successful step noticed, e.g. a watermark ahead of the source
         ]
     )

@@ -290,8 +290,14 @@ class Encryptor:
         return _replace_columns(batch, new)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        """Encrypted columns become strings; the others keep their types."""
-        fields = [f.with_type(pa.string()) if f.name in self.step.columns else f for f in schema]
+        """Encrypted columns become strings without the source's declared type (an envelope fits no
+        ``varchar(n)`` and is no JSON); the others keep their types."""
+        from airflow_provider_sync.dialects.declared import with_declared
+
+        fields = [
+            with_declared(f.with_type(pa.string()), None) if f.name in self.step.columns else f
+            for f in schema
+        ]
         return pa.schema(fields, metadata=schema.metadata)
 
     def metadata(self) -> dict[str, Any]:

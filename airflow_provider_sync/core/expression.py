@@ -20,6 +20,11 @@ Allowed:
   ``int(x)``, ``float(x)``, ``str(x)``, ``year(x)``, ``month(x)``, ``day(x)``.
 
 NULL in gives NULL out (except ``is_null``/``coalesce``/``or``/``and`` as in SQL).
+
+Arithmetic never wraps around. Constant parts (``9**9**9``, ``2**63``, ``1e999``) are computed while parsing
+and refused there when out of int64 / finite float64 range; a row whose arithmetic goes out of range of
+its type is singled out: :meth:`Expression.evaluate_rows` returns it as NULL plus a mark, and
+:meth:`Expression.evaluate` refuses the batch naming the expression.
 pyarrow is imported lazily so that YAML validation can check expressions without loading it.
 """
 
@@ -27,10 +32,11 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from airflow_provider_sync.core.expression_constants import ConstantError, Number, fold_constants
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError
 
 if TYPE_CHECKING:
@@ -70,14 +76,6 @@ _FUNCTIONS: dict[str, tuple[int, int | None, frozenset[int]]] = {
 }
 FUNCTION_NAMES = tuple(sorted(_FUNCTIONS))
 
-_COMPARE_FUNCTIONS = {
-    ast.Eq: "equal",
-    ast.NotEq: "not_equal",
-    ast.Lt: "less",
-    ast.LtE: "less_equal",
-    ast.Gt: "greater",
-    ast.GtE: "greater_equal",
-}
 _ALLOWED_NODES = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.BinOp,
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Pow, ast.Compare, ast.Eq, ast.NotEq, ast.Lt,
@@ -90,6 +88,26 @@ class ExpressionError(TerminalError, ValueError):
     """The expression text is not in the supported subset (raised while parsing, before any data)."""
 
 
+class ExpressionOverflowError(TerminalError):
+    """Arithmetic of an expression went out of range of its type on some rows (never wrapped around)."""
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An expression's values over a batch, and the rows whose arithmetic went out of range."""
+
+    values: pa.Array
+    """One value per row; NULL where ``overflow`` is true."""
+    overflow: pa.Array | None
+    """Boolean per row, or None when no row overflowed."""
+
+    @property
+    def overflow_count(self) -> int:
+        import pyarrow.compute as pc
+
+        return 0 if self.overflow is None else int(pc.sum(self.overflow).as_py() or 0)
+
+
 @dataclass(frozen=True)
 class Expression:
     """A checked expression; :meth:`evaluate` computes it over a record batch."""
@@ -97,10 +115,28 @@ class Expression:
     text: str
     tree: ast.Expression = field(repr=False, compare=False)
     columns: frozenset[str]
+    constants: Mapping[int, Number] = field(default_factory=dict, repr=False, compare=False)
+    """Values of the constant sub-expressions, by ``id`` of their node in ``tree``."""
 
     def evaluate(self, batch: pa.RecordBatch) -> pa.Array:
-        """One value per row of ``batch``; raises IncompatibleSchemaError if a referenced column is absent."""
+        """One value per row of ``batch``; raises IncompatibleSchemaError if a referenced column is absent,
+        ExpressionOverflowError if the arithmetic goes out of range on any row."""
+        result = self.evaluate_rows(batch)
+        if result.overflow_count:
+            raise ExpressionOverflowError(
+                f"expression {self.text!r} goes out of range of its result type ({result.values.type}) on "
+                f"{result.overflow_count} row(s) (column types {self._types(batch)}); the value would be "
+                "wrong, so it is not written: widen the types (e.g. float(x)), bound the inputs, or "
+                "quarantine such rows"
+            )
+        return result.values
+
+    def evaluate_rows(self, batch: pa.RecordBatch) -> Evaluation:
+        """Like :meth:`evaluate`, but rows whose arithmetic goes out of range are NULL and marked."""
         import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from airflow_provider_sync.core.expression_eval import Evaluator, OutOfRangeError
 
         missing = sorted(self.columns - set(batch.schema.names))
         if missing:
@@ -108,23 +144,35 @@ class Expression:
                 f"expression {self.text!r} refers to column(s) {missing} that are not in the data; "
                 f"available columns: {batch.schema.names}"
             )
+        evaluator = Evaluator(batch, self.constants)
         try:
-            result = _Evaluator(batch).visit(self.tree.body)
+            result = evaluator.visit(self.tree.body)
+        except OutOfRangeError as exc:
+            raise ExpressionOverflowError(
+                f"expression {self.text!r}: {exc} (column types {self._types(batch)})"
+            ) from None
         except pa.ArrowNotImplementedError as exc:
-            types = {name: str(batch.schema.field(name).type) for name in sorted(self.columns)}
             raise IncompatibleSchemaError(
-                f"expression {self.text!r} does not fit the column types {types}: {exc}"
+                f"expression {self.text!r} does not fit the column types {self._types(batch)}: {exc}"
             ) from None
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             # Arrow's message may quote a row value, so it is not passed on.
-            types = {name: str(batch.schema.field(name).type) for name in sorted(self.columns)}
             raise IncompatibleSchemaError(
-                f"expression {self.text!r} failed on the data (column types {types}); a conversion such as "
-                "int()/float() met a value it cannot convert, or the operand types do not mix"
+                f"expression {self.text!r} failed on the data (column types {self._types(batch)}); a "
+                "conversion such as int()/float() met a value it cannot convert, or the operand types do "
+                "not mix"
             ) from None
         if isinstance(result, pa.Scalar):
-            return pa.repeat(result, batch.num_rows)
-        return result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
+            result = pa.repeat(result, batch.num_rows)
+        values = result.combine_chunks() if isinstance(result, pa.ChunkedArray) else result
+        overflow = evaluator.marks(self.tree.body)
+        if overflow is not None:
+            # A function such as coalesce() may have replaced the NULL: the row is still out of range.
+            values = pc.if_else(overflow, pa.scalar(None, values.type), values)
+        return Evaluation(values, overflow)
+
+    def _types(self, batch: pa.RecordBatch) -> dict[str, str]:
+        return {name: str(batch.schema.field(name).type) for name in sorted(self.columns)}
 
 
 def parse_expression(text: str) -> Expression:
@@ -147,7 +195,11 @@ def parse_expression(text: str) -> Expression:
     for node in nodes:
         if id(node) not in callees:
             _check_node(node, text, columns)
-    return Expression(text=text, tree=tree, columns=frozenset(columns))
+    try:
+        constants = fold_constants(tree, text.strip())
+    except ConstantError as exc:
+        raise ExpressionError(f"expression {text!r}: {exc}") from None
+    return Expression(text=text, tree=tree, columns=frozenset(columns), constants=constants)
 
 
 def _check_node(node: ast.AST, text: str, columns: set[str]) -> None:
@@ -207,149 +259,3 @@ def _check_call(node: ast.Call, text: str, columns: set[str]) -> None:
         if not isinstance(arg, ast.Constant) or not isinstance(arg.value, str):
             raise ExpressionError(f"expression {text!r}: col() takes a column name as a string literal")
         columns.add(arg.value)
-
-
-class _Evaluator:
-    def __init__(self, batch: pa.RecordBatch) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        self.pa = pa
-        self.pc = pc
-        self.batch = batch
-
-    def visit(self, node: ast.AST) -> Any:
-        if isinstance(node, ast.Name):
-            return self.batch.column(node.id)
-        if isinstance(node, ast.Constant):
-            return self.pa.scalar(node.value)
-        if isinstance(node, ast.BoolOp):
-            kernel = self.pc.and_kleene if isinstance(node.op, ast.And) else self.pc.or_kleene
-            result = self.visit(node.values[0])
-            for value in node.values[1:]:
-                result = kernel(result, self.visit(value))
-            return result
-        if isinstance(node, ast.UnaryOp):
-            operand = self.visit(node.operand)
-            if isinstance(node.op, ast.Not):
-                return self.pc.invert(operand)
-            return self.pc.negate(operand) if isinstance(node.op, ast.USub) else operand
-        if isinstance(node, ast.BinOp):
-            return self._binary(node.op, self.visit(node.left), self.visit(node.right))
-        if isinstance(node, ast.Compare):
-            return self._compare(node)
-        if isinstance(node, ast.IfExp):
-            return self.pc.if_else(self.visit(node.test), self.visit(node.body), self.visit(node.orelse))
-        if isinstance(node, ast.Call):
-            return self._call(node)
-        raise ExpressionError(f"unsupported expression part {type(node).__name__}")  # checked at parse
-
-    def _is_string(self, value: Any) -> bool:
-        pa = self.pa
-        return bool(pa.types.is_string(value.type) or pa.types.is_large_string(value.type))
-
-    def _binary(self, op: ast.operator, left: Any, right: Any) -> Any:
-        pc = self.pc
-        if isinstance(op, ast.Add) and (self._is_string(left) or self._is_string(right)):
-            return pc.binary_join_element_wise(self._text(left), self._text(right), "")
-        if isinstance(op, ast.Add):
-            return pc.add(left, right)
-        if isinstance(op, ast.Sub):
-            return pc.subtract(left, right)
-        if isinstance(op, ast.Mult):
-            return pc.multiply(left, right)
-        if isinstance(op, ast.Pow):
-            return pc.power(left, right)
-        # Division: true division like Python, but a zero divisor yields NULL instead of an error or inf.
-        divisor = pc.cast(right, self.pa.float64())
-        quotient = pc.divide(pc.cast(left, self.pa.float64()), divisor)
-        quotient = pc.if_else(pc.equal(divisor, 0.0), self.pa.scalar(None, self.pa.float64()), quotient)
-        return pc.floor(quotient) if isinstance(op, ast.FloorDiv) else quotient
-
-    def _compare(self, node: ast.Compare) -> Any:
-        pc = self.pc
-        left = self.visit(node.left)
-        result = None
-        for op, right_node in zip(node.ops, node.comparators, strict=True):
-            if isinstance(op, (ast.Is, ast.IsNot)):
-                part = pc.is_null(left) if isinstance(op, ast.Is) else pc.is_valid(left)
-                right = None
-            elif isinstance(op, (ast.In, ast.NotIn)):
-                assert isinstance(right_node, (ast.List, ast.Tuple))
-                part = self._is_in(
-                    left, [item.value for item in right_node.elts if isinstance(item, ast.Constant)]
-                )
-                if isinstance(op, ast.NotIn):
-                    part = pc.invert(part)
-                right = None
-            else:
-                right = self.visit(right_node)
-                a, b = self._coerce_temporal(left, right)
-                part = pc.call_function(_COMPARE_FUNCTIONS[type(op)], [a, b])
-            result = part if result is None else pc.and_kleene(result, part)
-            left = right
-        return result
-
-    def _is_in(self, value: Any, items: Sequence[Any]) -> Any:
-        pa, pc = self.pa, self.pc
-        try:
-            value_set = pa.array(items).cast(value.type)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            value, value_set = self._text(value), pa.array([str(item) for item in items])
-        found = pc.is_in(value, value_set=value_set)
-        return pc.if_else(pc.is_valid(value), found, pa.scalar(None, pa.bool_()))
-
-    def _coerce_temporal(self, left: Any, right: Any) -> tuple[Any, Any]:
-        pa = self.pa
-
-        def temporal(value: Any) -> bool:
-            return bool(pa.types.is_temporal(value.type))
-
-        if isinstance(right, pa.Scalar) and self._is_string(right) and temporal(left):
-            return left, right.cast(left.type)
-        if isinstance(left, pa.Scalar) and self._is_string(left) and temporal(right):
-            return left.cast(right.type), right
-        return left, right
-
-    def _text(self, value: Any) -> Any:
-        return value if self._is_string(value) else self.pc.cast(value, self.pa.string())
-
-    def _call(self, node: ast.Call) -> Any:
-        assert isinstance(node.func, ast.Name)
-        name = node.func.id
-        if name == "col":
-            return self.batch.column(node.args[0].value)  # type: ignore[attr-defined]
-        literal = [arg.value if isinstance(arg, ast.Constant) else None for arg in node.args]
-        args = [self.visit(arg) for arg in node.args]
-        return self._function(name)(args, literal)
-
-    def _function(self, name: str) -> Callable[[list[Any], list[Any]], Any]:
-        pa, pc = self.pa, self.pc
-        table: dict[str, Callable[[list[Any], list[Any]], Any]] = {
-            "is_null": lambda a, _: pc.is_null(a[0]),
-            "is_not_null": lambda a, _: pc.is_valid(a[0]),
-            "coalesce": lambda a, _: pc.coalesce(*a),
-            "if_else": lambda a, _: pc.if_else(a[0], a[1], a[2]),
-            "lower": lambda a, _: pc.utf8_lower(self._text(a[0])),
-            "upper": lambda a, _: pc.utf8_upper(self._text(a[0])),
-            "trim": lambda a, _: pc.utf8_trim_whitespace(self._text(a[0])),
-            "length": lambda a, _: pc.utf8_length(self._text(a[0])),
-            "concat": lambda a, _: pc.binary_join_element_wise(*[self._text(x) for x in a], ""),
-            "starts_with": lambda a, lit: pc.starts_with(self._text(a[0]), pattern=str(lit[1])),
-            "ends_with": lambda a, lit: pc.ends_with(self._text(a[0]), pattern=str(lit[1])),
-            "contains": lambda a, lit: pc.match_substring(self._text(a[0]), pattern=str(lit[1])),
-            "matches": lambda a, lit: pc.match_substring_regex(self._text(a[0]), pattern=str(lit[1])),
-            "abs": lambda a, _: pc.abs(a[0]),
-            "round": lambda a, lit: pc.round(a[0], ndigits=int(lit[1]) if len(lit) > 1 else 0),
-            "floor": lambda a, _: pc.floor(a[0]),
-            "ceil": lambda a, _: pc.ceil(a[0]),
-            "least": lambda a, _: pc.min_element_wise(*a),
-            "greatest": lambda a, _: pc.max_element_wise(*a),
-            "int": lambda a, _: pc.cast(a[0], pa.int64()),
-            "float": lambda a, _: pc.cast(a[0], pa.float64()),
-            "str": lambda a, _: self._text(a[0]),
-            "year": lambda a, _: pc.year(a[0]),
-            "month": lambda a, _: pc.month(a[0]),
-            "day": lambda a, _: pc.day(a[0]),
-        }
-        return table[name]

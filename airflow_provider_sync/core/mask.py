@@ -245,13 +245,18 @@ class Masker:
         return tokenize(values, self._token_key, rule.prefix)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
-        """The schema of masked batches: text strategies turn their columns into strings."""
-        fields = [
-            field.with_type(pa.string())
-            if field.name in self.step.columns and self.step.columns[field.name].strategy in _TEXT_OUTPUT
-            else field
-            for field in schema
-        ]
+        """The schema of masked batches: text strategies turn their columns into strings, and rewritten
+        columns lose the source's declared type (a hash does not fit ``varchar(10)``, a redacted document
+        is no JSON); only ``null`` keeps it."""
+        from airflow_provider_sync.dialects.declared import with_declared
+
+        fields = []
+        for field in schema:
+            rule = self.step.columns.get(field.name)
+            if rule is not None and rule.strategy in _TEXT_OUTPUT:
+                field = field.with_type(pa.string())
+            rewritten = rule is not None and rule.strategy != "null"
+            fields.append(with_declared(field, None) if rewritten else field)
         return pa.schema(fields, metadata=schema.metadata)
 
     def metadata(self) -> dict[str, Any]:

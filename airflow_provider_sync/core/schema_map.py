@@ -122,7 +122,7 @@ class SchemaMapper:
         for spec in step.lookup:
             self._lookup(work, spec, lookups or {})
         for name, expression in self.derived.items():
-            work.columns[name] = expression.evaluate(work.as_batch())
+            self._derive(work, name, expression)
         self._defaults_and_constants(work)
         for name in step.drop:
             work.get(name, "drop")
@@ -240,6 +240,18 @@ class SchemaMapper:
         unmatched = pc.and_(pc.is_valid(keys), pc.is_null(positions))
         work.handle(spec.on_missing, "lookup", spec.key, f"have no match in {spec.table}", unmatched)
 
+    def _derive(self, work: _Work, name: str, expression: Expression) -> None:
+        result = expression.evaluate_rows(work.as_batch())
+        work.columns[name] = result.values
+        if result.overflow is not None:
+            work.handle(
+                self.step.on_derive_error,
+                "derive",
+                name,
+                f"overflow in {expression.text!r}: the result is out of range of {result.values.type}",
+                result.overflow,
+            )
+
     def _defaults_and_constants(self, work: _Work) -> None:
         for name, value in self.step.defaults.items():
             current = work.columns.get(name)
@@ -294,7 +306,28 @@ class SchemaMapper:
                 raise TerminalError(f"output_schema needs the schema of lookup table {spec.name!r}")
             lookups[spec.name] = lookup_schemas[spec.name].empty_table()
         probe = SchemaMapper(self.step)
-        return probe.apply(pa.RecordBatch.from_pylist([], schema=input_schema), lookups).batch.schema
+        mapped = probe.apply(pa.RecordBatch.from_pylist([], schema=input_schema), lookups).batch.schema
+        return self._carry_declared(input_schema, mapped)
+
+    def _carry_declared(self, input_schema: pa.Schema, mapped: pa.Schema) -> pa.Schema:
+        """Columns passed through unchanged (or only renamed) keep their field metadata - the source's
+        declared type, the JSON marker; columns this step rewrites or creates start without it."""
+        step = self.step
+        origin = {new: old for old, new in step.rename.items()}
+        rewritten = {
+            *step.normalize, *step.parse_dates, *step.cast, *step.concat, *step.derive, *step.defaults,
+            *step.constants, *(name for spec in step.split.values() for name in spec.into),
+            *(name for spec in step.lookup for name in spec.column_names.values()),
+        }  # fmt: skip
+        fields = []
+        for field in mapped:
+            source = origin.get(field.name, field.name)
+            if field.name not in rewritten and source in input_schema.names:
+                before = input_schema.field(source)
+                if before.type == field.type and before.metadata:
+                    field = field.with_metadata(before.metadata)
+            fields.append(field)
+        return pa.schema(fields, metadata=mapped.metadata)
 
     def metadata(self) -> dict[str, Any]:
         """Running totals for the manifest (counts per operation and column; no values)."""

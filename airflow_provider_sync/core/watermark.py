@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -67,6 +67,27 @@ def decode_value(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(decode_value(v) for v in value)
     return value
+
+
+def value_text(value: Any) -> str:
+    """A cursor or key value as log text: ISO for times and dates, plain digits for numbers (never a
+    Python repr such as ``datetime.datetime(...)``)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(bytes(value))} bytes>"
+    return str(value)
+
+
+def describe_json(data: Any) -> str:
+    """Log text for a watermark or boundary in its JSON form (``{"cursor": ..., "key": [...]}``)."""
+    if data is None:
+        return "none"
+    if not isinstance(data, dict) or "cursor" not in data:  # a single encoded value
+        return value_text(decode_value(data))
+    text = value_text(decode_value(data.get("cursor")))
+    keys = data.get("key") or ()
+    return f"{text} key {', '.join(value_text(decode_value(v)) for v in keys)}" if keys else text
 
 
 def _utc_now() -> dt.datetime:
@@ -137,6 +158,10 @@ class Watermark:
     committed_at: dt.datetime | None = None
     rows: int = 0
 
+    def describe(self) -> str:
+        """``2026-01-01T16:40:00+00:00 key 1000``: the boundary as log text."""
+        return describe_json(self.to_json())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "cursor": encode_value(self.cursor),
@@ -150,32 +175,55 @@ class Watermark:
     def from_json(
         cls, data: dict[str, Any] | str, strategy: str | None = None, source_timezone: str = "UTC"
     ) -> Watermark:
-        """Read a stored watermark. ``strategy`` also accepts hand-edited plain values (an ISO string for
-        a timestamp cursor, a number for a sequence)."""
+        """Read a stored watermark. ``strategy`` also accepts hand-edited plain cursor values (an ISO
+        string for a timestamp cursor, a number for a sequence) and checks the cursor fits it. Anything
+        else - not JSON, not an object, no cursor, a cursor of the wrong kind - raises
+        :class:`UnreadableWatermark`: a damaged watermark is never read as "none"."""
         try:
             if isinstance(data, str):
-                data = json.loads(data)
-            if not isinstance(data, dict) or "cursor" not in data:
-                raise ValueError("expected an object with a 'cursor' field")
+                try:
+                    data = json.loads(data)
+                except ValueError as exc:
+                    raise ValueError(f"it is not JSON ({exc})") from exc
+            if not isinstance(data, dict):
+                raise ValueError(f"it is a JSON {_json_kind(data)}, not an object")
+            if data.get("cursor") is None:
+                raise ValueError("it has no 'cursor'" if "cursor" not in data else "its 'cursor' is null")
             cursor = decode_value(data["cursor"])
             if strategy:
                 cursor = normalize_cursor(cursor, strategy, source_timezone)
+            key = data.get("key")
+            if key is not None and not isinstance(key, list):
+                raise ValueError(f"its 'key' is a JSON {_json_kind(key)}, not a list")
             committed = data.get("committed_at")
             return cls(
                 cursor=cursor,
-                key=tuple(decode_value(v) for v in data.get("key") or ()),
+                key=tuple(decode_value(v) for v in key or ()),
                 run_id=data.get("run_id"),
                 committed_at=dt.datetime.fromisoformat(committed) if committed else None,
                 rows=int(data.get("rows") or 0),
             )
-        except WatermarkError:
-            raise
-        except (ValueError, TypeError, KeyError) as exc:
-            raise WatermarkError(
-                f"the stored watermark cannot be read ({exc}); expected JSON like "
-                '{"cursor": {"timestamp": "2024-01-31T00:00:00+00:00"}, "key": [42]}; fix or delete it '
-                "to re-sync from the initial value"
-            ) from exc
+        except WatermarkError as exc:
+            raise UnreadableWatermark(str(exc)) from exc
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            raise UnreadableWatermark(str(exc)) from exc
+
+
+class UnreadableWatermark(WatermarkError):
+    """A stored watermark that is not one; ``reason`` says why without the how-to-fix text."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the stored watermark cannot be read ({reason}); expected JSON like "
+            '{"cursor": {"timestamp": "2024-01-31T00:00:00+00:00"}, "key": [42]}; fix or delete it '
+            "to re-sync from the initial value"
+        )
+
+
+def _json_kind(value: Any) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number", dict: "object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def next_watermark(
@@ -217,6 +265,9 @@ class ExtractRange:
     start_inclusive: bool = False
     end: Any = None
     end_exclusive: Any = None
+    #: The stored watermark's cursor this range resumes from (None for first runs, intervals and full
+    #: reads): the extraction compares it with the source's high-water mark to spot a watermark ahead.
+    watermark: Any = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -226,6 +277,7 @@ class ExtractRange:
             "start_inclusive": self.start_inclusive,
             "end": encode_value(self.end),
             "end_exclusive": encode_value(self.end_exclusive),
+            "watermark": encode_value(self.watermark),
         }
 
     @classmethod
@@ -238,6 +290,7 @@ class ExtractRange:
             start_inclusive=bool(data.get("start_inclusive")),
             end=decode_value(data.get("end")),
             end_exclusive=decode_value(data.get("end_exclusive")),
+            watermark=decode_value(data.get("watermark")),
         )
 
     def label(self) -> str:
@@ -297,10 +350,28 @@ def compute_range(
     if watermark is not None and watermark.cursor is not None:
         cursor = normalize_cursor(watermark.cursor, strategy, source_timezone)
         if lag:
-            return ExtractRange(start=_subtract_lag(cursor, lag, strategy), start_inclusive=True, end=end)
-        return ExtractRange(start=cursor, start_key=tuple(watermark.key) or None, end=end)
+            start = _subtract_lag(cursor, lag, strategy)
+            return ExtractRange(start=start, start_inclusive=True, end=end, watermark=cursor)
+        return ExtractRange(start=cursor, start_key=tuple(watermark.key) or None, end=end, watermark=cursor)
     initial = normalize_cursor(initial_value, strategy, source_timezone)
     return ExtractRange(start=initial, start_inclusive=initial is not None, end=end)
+
+
+def watermark_ahead(range_: ExtractRange, high_water_mark: Any) -> dict[str, Any]:
+    """``{"watermark_ahead": {...}}`` when ``range_`` resumes from a stored watermark past the source's
+    high-water mark (or the source has no cursor value at all), else ``{}``. Such a watermark reads nothing,
+    run after run: it was hand-set too far, or the source was restored from an older copy."""
+    mark = range_.watermark
+    if mark is None or range_.mode != "incremental":
+        return {}
+    if high_water_mark is not None:
+        try:
+            if not mark > high_water_mark:
+                return {}
+        except TypeError:  # incomparable after a schema change: nothing to say
+            return {}
+    ahead = {"watermark": encode_value(mark), "high_water_mark": encode_value(high_water_mark)}
+    return {"watermark_ahead": ahead}
 
 
 def with_end(range_: ExtractRange, end: Any) -> ExtractRange:
@@ -310,13 +381,17 @@ def with_end(range_: ExtractRange, end: Any) -> ExtractRange:
 __all__ = [
     "STRATEGIES",
     "ExtractRange",
+    "UnreadableWatermark",
     "Watermark",
     "boundary_label",
     "compute_range",
     "decode_value",
+    "describe_json",
     "encode_value",
     "next_watermark",
     "normalize_cursor",
     "to_source_naive",
     "to_utc",
+    "value_text",
+    "watermark_ahead",
 ]

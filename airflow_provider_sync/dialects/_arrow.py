@@ -14,7 +14,8 @@ Converter = Callable[[Any], Any]
 
 
 def is_json_field(field: pa.Field) -> bool:
-    return bool(field.metadata) and field.metadata.get(JSON_METADATA_KEY) == JSON_METADATA_VALUE
+    """A string field holding JSON documents (declared ``json`` or ``jsonb``)."""
+    return bool(field.metadata) and field.metadata.get(JSON_METADATA_KEY) in (JSON_METADATA_VALUE, b"jsonb")
 
 
 def json_field(name: str, nullable: bool = True) -> pa.Field:
@@ -22,14 +23,27 @@ def json_field(name: str, nullable: bool = True) -> pa.Field:
 
 
 def schema_of(columns: Sequence[Column]) -> pa.Schema:
-    """The Arrow schema for columns read from a database (JSON columns keep a metadata marker)."""
+    """The Arrow schema for columns read from a database: JSON columns keep a metadata marker, and a
+    column's declared type (:attr:`Column.declared`) rides along in the field metadata."""
+    from .declared import with_declared
+
     fields = []
     for column in columns:
-        if "json" in column.db_type.lower():
-            fields.append(json_field(column.name, column.nullable))
+        if "json" in column.db_type.lower() and pa.types.is_string(column.arrow_type):
+            field = json_field(column.name, column.nullable)
         else:
-            fields.append(pa.field(column.name, column.arrow_type, column.nullable))
+            field = pa.field(column.name, column.arrow_type, column.nullable)
+        fields.append(with_declared(field, column.declared) if column.declared is not None else field)
     return pa.schema(fields)
+
+
+def _canonical(array: pa.Array, column: Column) -> pa.Array:
+    """A ``char(n)`` value without its blank padding: the padding is insignificant in SQL (``'TRUCK' =
+    'TRUCK     '``), and a target without blank-padded comparison (text, ClickHouse, SQLite) would
+    otherwise keep it and stop matching; a target ``char(n)`` pads again."""
+    if column.declared is not None and column.declared.kind == "char" and pa.types.is_string(array.type):
+        return pc.utf8_rtrim(array, characters=" ")
+    return array
 
 
 def rows_to_batch(
@@ -45,7 +59,7 @@ def rows_to_batch(
         convert = converter_for(column)
         if convert is not None:
             values = tuple(None if v is None else convert(v) for v in values)
-        arrays.append(pa.array(values, type=column.arrow_type))
+        arrays.append(_canonical(pa.array(values, type=column.arrow_type), column))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -102,7 +116,7 @@ def csv_batch(
         if _is_binary(column.arrow_type):
             decode = binary_decoder or (lambda v: v.encode())
             array = pa.array([None if v is None else decode(v) for v in array.to_pylist()], column.arrow_type)
-        arrays.append(array)
+        arrays.append(_canonical(array, column))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -182,21 +196,22 @@ def text_rows(batch: pa.RecordBatch, flavour: str) -> bytes:
 def text_scalar(text: str) -> pa.Scalar:
     """A string scalar built from buffers: converting a Python value (``pa.scalar("x")``, or a plain str
     passed to a compute function) makes pyarrow import pandas, about 100 MiB and seconds per task."""
-    import numpy as np
+    import struct  # not numpy: it is not a dependency of the package
 
     data = text.encode("utf-8")
-    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int32).tobytes())
+    offsets = pa.py_buffer(struct.pack("<ii", 0, len(data)))
     return pa.StringArray.from_buffers(1, offsets, pa.py_buffer(data))[0]
 
 
 def _string_data(array: pa.Array) -> bytes:
     """The concatenated values of a string array, straight from its data buffer."""
-    import numpy as np
+    import struct  # not numpy: it is not a dependency of the package
 
-    width = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    code = "<q" if pa.types.is_large_string(array.type) else "<i"
+    width = struct.calcsize(code)
     _validity, offsets, data = array.buffers()
-    bounds = np.frombuffer(offsets, dtype=width)[array.offset : array.offset + len(array) + 1]
-    start, end = int(bounds[0]), int(bounds[-1])
+    (start,) = struct.unpack_from(code, offsets, array.offset * width)
+    (end,) = struct.unpack_from(code, offsets, (array.offset + len(array)) * width)
     return data.slice(start, end - start).to_pybytes() if data is not None and end > start else b""
 
 

@@ -1,14 +1,48 @@
-"""The append ledger: one row per loaded range, written in the same transaction as the rows."""
+"""The append ledger (one row per loaded range, written in the same transaction as the rows), and what
+keeps pipelines from writing one target table by accident: the target lock and the owners table.
+
+Loads into one target table serialize on a lock the target database holds (``target_lock_query``), and
+each pipeline that loads a table records itself in ``sync_target_owners`` next to the ledger; a second
+pipeline is refused unless every pipeline loading that table declares it shared (``target.shared``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._names import SQLNames
 from .types import Binder, Query, TableRef
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 LEDGER_COLUMNS = ("pipeline", "table_name", "range_start", "range_end", "run_id", "row_count", "loaded_at")
+OWNERS_TABLE = "sync_target_owners"
+OWNER_COLUMNS = ("target_table", "pipeline", "shared", "run_id", "claimed_at")
+
+
+@cache
+def owners_schema() -> pa.Schema:
+    """Columns of the owners table: an append-only log, a pipeline's latest row says whether it shares."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("target_table", pa.string(), nullable=False),
+            pa.field("pipeline", pa.string(), nullable=False),
+            pa.field("shared", pa.bool_(), nullable=False),
+            pa.field("run_id", pa.string()),
+            pa.field("claimed_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ]
+    )
+
+
+def lock_digest(identity: str) -> bytes:
+    """A stable digest of a target table's identity, to name its lock within any length limit."""
+    return hashlib.sha256(f"airflow-provider-sync:{identity}".encode()).digest()
 
 
 class LedgerSQL(SQLNames):
@@ -54,4 +88,38 @@ class LedgerSQL(SQLNames):
             f"SELECT {self.quote('range_end')}, {self.quote('run_id')} FROM {self.qualify(ledger)} "
             f"WHERE {self.quote('pipeline')} = {bind(pipeline)} AND {self.quote('table_name')} = "
             f"{bind(table_name)} AND {self.quote('range_start')} = {bind(range_start)}"
+        )
+
+    # ----------------------------------------------------------------- shared targets
+    #: SQL giving the session's current schema (database), which a table without a schema lives in.
+    current_schema_sql: ClassVar[str] = "SELECT CURRENT_SCHEMA"
+
+    def target_identity(self, table: TableRef, current_schema: Any) -> str:
+        """The name a target table is locked and claimed under: ``schema.table`` with the schema resolved,
+        so ``orders`` and ``public.orders`` are the same table."""
+        return f"{table.schema or current_schema}.{table.name}"
+
+    def target_lock_query(self, identity: str) -> Query | None:
+        """The statement that waits for, then holds, the exclusive lock on a target table until the load
+        ends, or None where there is none (see ``Capabilities.target_lock``)."""
+        return None
+
+    def target_lock_granted(self, cursor: Any) -> bool:
+        """Whether the lock statement's cursor says the lock is held (statements that wait or raise: True)."""
+        return True
+
+    def owners_insert_query(self, owners: TableRef, values: Sequence[Any]) -> Query:
+        """Record one claim; ``values`` follow :data:`OWNER_COLUMNS` (a plain INSERT: one row, no Arrow)."""
+        bind = Binder(self.capabilities.param_style)
+        placeholders = ", ".join(bind(v) for v in values)
+        return bind.query(
+            f"INSERT INTO {self.qualify(owners)} ({self.column_list(OWNER_COLUMNS)}) VALUES ({placeholders})"
+        )
+
+    def owners_lookup_query(self, owners: TableRef, identity: str) -> Query:
+        """Claims on one target table, oldest first (columns: pipeline, shared, run_id, claimed_at)."""
+        bind = Binder(self.capabilities.param_style)
+        return bind.query(
+            f"SELECT {self.column_list(OWNER_COLUMNS[1:])} FROM {self.qualify(owners)} WHERE "
+            f"{self.quote('target_table')} = {bind(identity)} ORDER BY {self.quote('claimed_at')}"
         )

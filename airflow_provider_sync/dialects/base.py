@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
+    from .declared import DeclaredType
 
 log = logging.getLogger(__name__)
 # A value quoted after a colon, as drivers print offending input: `invalid input syntax: "abc"`.
@@ -76,6 +77,11 @@ class Capabilities:
     """CREATE/ALTER/DROP can be rolled back (otherwise they commit implicitly)."""
     supports_schemas: bool = True
     native_json: bool = False
+    target_lock: str = "none"
+    """What serializes loads into one target table (``pg_advisory_xact_lock``, ``get_lock``,
+    ``begin_immediate``, ``sp_getapplock``, ``dbms_lock``; ``none``: nothing, only the owners claim)."""
+    target_lock_session: bool = False
+    """The lock belongs to the session (survives commits, released when the connection closes)."""
 
 
 class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
@@ -209,6 +215,11 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
         """The planner's row-count estimate for progress reporting (cheap, may be stale), or None."""
         return None
 
+    def estimate_query_rows(self, conn: Any, query: Query) -> int | None:
+        """The planner's estimate of how many rows ``query`` returns, without running it (progress
+        percent and ETA of a range read), or None where the database cannot tell cheaply."""
+        return None
+
     def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
         """Column sets with a primary-key or unique constraint (an upsert needs one on its keys).
         Default: the primary key only."""
@@ -221,11 +232,23 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
         Decimals map to ``decimal128``, timestamps keep microseconds (tz-aware types get ``tz="UTC"``),
         JSON maps to ``string``; unknown types map to ``string``."""
 
+    def declared_type(self, db_type: str) -> DeclaredType | None:
+        """The portable descriptor of a declared type (``character(10)`` -> char, length 10) that the staged
+        schema carries to the target; None when the Arrow type says enough. See ``declared.py``."""
+        from .declared import parse_declared
+
+        return parse_declared(db_type)
+
+    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
+        """This database's column type for a source column's declared type, or None to fall back to the
+        Arrow-type mapping (no such type here, or a size the database cannot hold)."""
+        return None
+
     @abc.abstractmethod
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         """The column type used to create a target column for an Arrow field. ``is_key`` asks for a type
-        usable in a primary key (bounded length where the database needs it). A string field whose
-        metadata marks JSON (``sync.type = json``) gets the native JSON type where there is one."""
+        usable in a primary key (bounded length where the database needs it). A field carrying the
+        source's declared type (``declared.py``) gets :meth:`declared_sql` when that is not None."""
 
     # ----------------------------------------------------------------- reading
     def read_batches(
@@ -242,6 +265,11 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
                 yield rows_to_batch(rows, columns, self.value_converter)
         finally:
             cursor.close()
+
+    def cursor_bound_renderer(self, conn: Any, source: TableRef | str, column: Column) -> Any:
+        """A function spelling cursor bounds as ``column`` stores its values (databases keeping timestamps
+        as text), or None when bound values compare natively."""
+        return None
 
     def streaming_cursor(self, conn: Any) -> Any:
         """A cursor that streams results instead of buffering them client-side."""

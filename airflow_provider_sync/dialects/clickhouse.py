@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
+    from .declared import DeclaredType
 
 DEDUPLICATION_WINDOW = 1000
 _READ_SETTINGS = {
@@ -55,6 +56,9 @@ class ClickHouseDialect(Dialect):
         # The expanded OR/AND form keeps the leading cursor range visible to the primary-key index.
         row_value_comparison=False,
         transactional_ddl=False,
+        # No lock to take: concurrent loads of one table are only kept apart by the owners claim (which
+        # two first loads at the same moment can both pass) and, for append, by the ledger.
+        target_lock="none",
     )
 
     # ----------------------------------------------------------------- connections
@@ -180,9 +184,25 @@ class ClickHouseDialect(Dialect):
             return pa.list_(self.arrow_type(args))
         return pa.string()
 
+    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
+        precision = declared.precision
+        if declared.kind in ("timestamp", "timestamptz"):
+            # No zone-less type: naive values are stored as UTC wall time, as without a descriptor.
+            return f"DateTime64({6 if precision is None else min(max(precision, 0), 6)}, 'UTC')"
+        if declared.kind == "numeric" and precision is not None and precision <= 76:
+            return f"Decimal({precision}, {declared.scale or 0})"
+        # char(n)/varchar(n) are String: ClickHouse has no character type, and FixedString pads with NUL
+        # bytes, not blanks (the extract already dropped char padding).
+        return "UUID" if declared.kind == "uuid" else None
+
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
+        from .declared import declared_sql
+
+        declared = declared_sql(self, field, is_key=is_key)
+        if declared is not None:
+            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return f"LowCardinality({self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)})"
@@ -349,6 +369,8 @@ class ClickHouseDialect(Dialect):
         """Read a ReplacingMergeTree table as it will look after merges: one row per key."""
         order = f" ORDER BY {self.column_list(keys)}" if keys else ""
         return f"SELECT {self.column_list(columns)} FROM {self.qualify(table)} FINAL{order}"
+
+    current_schema_sql = "SELECT currentDatabase()"
 
     # ----------------------------------------------------------------- append ledger
     def ledger_table_sql(self, ledger: TableRef) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
+from ._ledger import lock_digest
 from .base import Capabilities, Dialect
 from .types import Binder, Column, Query, TableRef
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
+    from .declared import DeclaredType
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class MSSQLDialect(Dialect):
         transactional_ddl=True,
         supports_schemas=True,
         native_json=False,
+        target_lock="sp_getapplock",
     )
 
     # ----------------------------------------------------------------- connections
@@ -219,9 +222,35 @@ class MSSQLDialect(Dialect):
             return pa.decimal128(precision, scale)
         return pa.string()
 
+    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
+        kind, length, precision = declared.kind, declared.length, declared.precision
+        digits = 6 if precision is None else min(max(precision, 0), 6)
+        if kind == "char" and length:
+            return f"NCHAR({length})" if length <= 4000 else None
+        if kind == "varchar" and length:
+            if is_key:
+                return f"NVARCHAR({min(length, 450)})"  # a clustered key holds at most 900 bytes
+            return f"NVARCHAR({length})" if length <= 4000 else None
+        if kind == "numeric" and precision is not None and precision <= 38:
+            return f"DECIMAL({precision}, {declared.scale or 0})"
+        if kind == "timestamp":
+            return f"DATETIME2({digits})"
+        if kind == "timestamptz":
+            return f"DATETIMEOFFSET({digits})"
+        if kind == "time":
+            return f"TIME({digits})"
+        if kind == "bytes" and length:
+            return f"VARBINARY({length})" if length <= 8000 else None
+        return {"uuid": "UNIQUEIDENTIFIER", "json": "NVARCHAR(MAX)", "jsonb": "NVARCHAR(MAX)"}.get(kind)
+
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
+        from .declared import declared_sql
+
+        declared = declared_sql(self, field, is_key=is_key)
+        if declared is not None:
+            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)
@@ -359,6 +388,22 @@ class MSSQLDialect(Dialect):
         )
         assignments = ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in others)
         return f"{head}WHEN MATCHED AND {changed} THEN UPDATE SET {assignments} {insert};"
+
+    # ----------------------------------------------------------------- shared targets
+    current_schema_sql = "SELECT SCHEMA_NAME()"
+
+    def target_lock_query(self, identity: str) -> Query:
+        # Owned by the transaction: released by the load's commit or rollback. Waits without limit; a
+        # negative result (timeout, deadlock victim, error) means no lock.
+        return Query(
+            "SET NOCOUNT ON; DECLARE @granted INT; EXEC @granted = sp_getapplock @Resource = %s, "
+            "@LockMode = 'Exclusive', @LockOwner = 'Transaction', @LockTimeout = -1; SELECT @granted",
+            [f"airflow-provider-sync:{lock_digest(identity).hex()}"],
+        )
+
+    def target_lock_granted(self, cursor: Any) -> bool:
+        row = cursor.fetchone()
+        return bool(row and row[0] is not None and int(row[0]) >= 0)
 
     # ----------------------------------------------------------------- append ledger
     def ledger_table_sql(self, ledger: TableRef) -> str:

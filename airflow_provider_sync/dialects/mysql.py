@@ -17,21 +17,33 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
-from .base import Capabilities, Dialect
-from .types import Column, TableRef
+from ._ledger import lock_digest
+from .base import Capabilities
+from .mysql_types import MySQLTypes
+from .types import Column, Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
 
-_PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
-_WARNING_COLUMN = re.compile(r"column [`']?([^`' ]+)")
+# MariaDB names the column `db`.`table`.`column` in some warnings and 'column' in others.
+_WARNING_COLUMN = re.compile(r"column ((?:`(?:[^`]|``)*`\.)*`(?:[^`]|``)*`|'[^']*'|[^\s`']+)")
+_WARNING_PART = re.compile(r"`((?:[^`]|``)*)`")
 _WARNING_ROW = re.compile(r"at row (\d+)")
 _CONNECT_OPTIONS = ("ssl", "ssl_mode", "unix_socket", "connect_timeout", "read_timeout", "write_timeout")
 
 
-class MySQLDialect(Dialect):
+def _warning_column(message: str) -> str | None:
+    """The column a LOAD DATA warning is about: the last part of `db`.`table`.`column`, or 'column'."""
+    match = _WARNING_COLUMN.search(message)
+    if match is None:
+        return None
+    parts = _WARNING_PART.findall(match.group(1))
+    return parts[-1].replace("``", "`") if parts else match.group(1).strip("'")
+
+
+class MySQLDialect(MySQLTypes):
     capabilities = Capabilities(
         name="mysql",
         driver_module="MySQLdb",
@@ -46,6 +58,8 @@ class MySQLDialect(Dialect):
         transactional_ddl=False,
         supports_schemas=True,
         native_json=True,
+        target_lock="get_lock",
+        target_lock_session=True,
     )
 
     def connect(self, info: ConnectionInfo) -> Any:
@@ -131,10 +145,32 @@ class MySQLDialect(Dialect):
         cursor.close()
         if not rows:
             raise TerminalError(f"table {table} does not exist in MySQL/MariaDB; check schema/table")
+        jsons = self._mariadb_json_columns(conn, table)
         return [
-            Column(name, db_type, self.arrow_type(db_type), nullable == "YES")
+            Column(name, "json" if name in jsons else db_type, self.arrow_type(db_type), nullable == "YES")
             for name, db_type, nullable in rows
         ]
+
+    def _mariadb_json_columns(self, conn: Any, table: TableRef) -> set[str]:
+        """MariaDB's JSON is LONGTEXT plus a ``json_valid(col)`` column check: find those columns so they
+        stay JSON. (MySQL reports JSON itself and has no ``level`` column here: the query then fails.)"""
+        import MySQLdb
+
+        try:
+            cursor = self.execute(
+                conn,
+                self._query(
+                    "SELECT constraint_name, check_clause FROM information_schema.check_constraints "
+                    "WHERE constraint_schema = COALESCE(%s, DATABASE()) AND table_name = %s "
+                    "AND level = 'Column'",
+                    table,
+                ),
+            )
+        except MySQLdb.OperationalError:
+            return set()
+        found = {name for name, clause in cursor.fetchall() if clause == f"json_valid({self.quote(name)})"}
+        cursor.close()
+        return found
 
     def get_primary_key(self, conn: Any, table: TableRef) -> list[str]:
         cursor = self.execute(
@@ -175,6 +211,20 @@ class MySQLDialect(Dialect):
         )
         return int(estimate) if estimate else None
 
+    def estimate_query_rows(self, conn: Any, query: Any) -> int | None:
+        from .types import Query
+
+        # MySQL 8 shows the plan's "filtered" share by default; MariaDB only with EXTENDED.
+        extended = "EXTENDED " if "mariadb" in str(conn.get_server_info()).lower() else ""
+        cursor = self.execute(conn, Query(f"EXPLAIN {extended}{query.sql}", query.params))
+        names = [d[0].lower() for d in cursor.description]
+        plan = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        cursor.close()
+        # Without an index on the range, "filtered" is a guess and the scan's "rows" is the whole table.
+        if len(plan) != 1 or not (plan[0].get("possible_keys") or plan[0].get("key")) or not plan[0]["rows"]:
+            return None
+        return int(int(plan[0]["rows"]) * float(plan[0].get("filtered") or 100) / 100) or None
+
     def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
         cursor = self.execute(
             conn,
@@ -190,90 +240,6 @@ class MySQLDialect(Dialect):
             keys.setdefault(index_name, []).append(column_name)
         cursor.close()
         return list(keys.values())
-
-    # ----------------------------------------------------------------- types
-    def arrow_type(self, db_type: str) -> pa.DataType:
-        import pyarrow as pa
-
-        name = db_type.lower().strip()
-        unsigned = "unsigned" in name
-        match = _PRECISION.search(name)
-        base = name.split("(")[0].split(" ")[0]
-        if base in ("tinyint", "bool", "boolean") and (base != "tinyint" or name.startswith("tinyint(1)")):
-            return pa.bool_()
-        integers = {
-            "tinyint": (pa.int8(), pa.int16()),
-            "smallint": (pa.int16(), pa.int32()),
-            "mediumint": (pa.int32(), pa.int32()),
-            "int": (pa.int32(), pa.int64()),
-            "integer": (pa.int32(), pa.int64()),
-            "bigint": (pa.int64(), pa.uint64()),
-            "year": (pa.int16(), pa.int16()),
-        }
-        if base in integers:
-            return integers[base][1 if unsigned else 0]
-        if base in ("decimal", "numeric", "dec", "fixed"):
-            precision = int(match.group(1)) if match else 10
-            scale = int(match.group(2) or 0) if match else 0
-            return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-        if base == "float":
-            return pa.float32()
-        if base in ("double", "real"):
-            return pa.float64()
-        if base == "datetime":
-            return pa.timestamp("us")
-        if base == "timestamp":
-            return pa.timestamp("us", tz="UTC")
-        if base == "date":
-            return pa.date32()
-        if base == "time":
-            return pa.time64("us")
-        if base in ("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "bit"):
-            return pa.binary()
-        return pa.string()
-
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
-        import pyarrow as pa
-
-        from ._arrow import is_json_field
-
-        kind = field.type
-        if pa.types.is_boolean(kind):
-            return "BOOLEAN"
-        if pa.types.is_integer(kind):
-            sizes = {8: "TINYINT", 16: "SMALLINT", 32: "INT", 64: "BIGINT"}
-            return sizes[kind.bit_width] + (" UNSIGNED" if pa.types.is_unsigned_integer(kind) else "")
-        if pa.types.is_float32(kind) or pa.types.is_float16(kind):
-            return "FLOAT"
-        if pa.types.is_floating(kind):
-            return "DOUBLE"
-        if pa.types.is_decimal(kind):
-            return f"DECIMAL({min(kind.precision, 65)},{min(kind.scale, 30)})"
-        if pa.types.is_timestamp(kind):
-            return "DATETIME(6)"
-        if pa.types.is_date(kind):
-            return "DATE"
-        if pa.types.is_time(kind):
-            return "TIME(6)"
-        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-            return "VARBINARY(255)" if is_key else "LONGBLOB"
-        if is_json_field(field):
-            return "JSON"
-        return "VARCHAR(255)" if is_key else "LONGTEXT"
-
-    def value_converter(self, column: Column) -> Any:
-        import pyarrow as pa
-
-        kind = column.arrow_type
-        if pa.types.is_boolean(kind):
-            return bool
-        if pa.types.is_time(kind):
-            return lambda v: (dt.datetime.min + v).time() if isinstance(v, dt.timedelta) else v
-        if pa.types.is_string(kind):
-            return lambda v: v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
-        if pa.types.is_binary(kind):
-            return lambda v: bytes(v) if not isinstance(v, str) else v.encode()
-        return None
 
     # ----------------------------------------------------------------- loading
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
@@ -345,13 +311,10 @@ class MySQLDialect(Dialect):
         cursor.close()
         details = []
         for _level, code, message in warnings:
-            column = _WARNING_COLUMN.search(message)
+            column = _warning_column(message)
             row = _WARNING_ROW.search(message)
-            details.append(
-                f"code {code}"
-                + (f" column {column.group(1)}" if column else "")
-                + (f" row {row.group(1)}" if row else "")
-            )
+            where = (f" column {column}" if column else "") + (f" row {row.group(1)}" if row else "")
+            details.append(f"code {code}{where}")
         if any(code == 1062 for _level, code, _message in warnings):
             raise TerminalError(
                 f"loading into {table}: the staged rows repeat a key of the table (code 1062); make the "
@@ -395,6 +358,19 @@ class MySQLDialect(Dialect):
 
     def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
         return f"CREATE TABLE {self.qualify(new)} LIKE {self.qualify(existing)}"
+
+    # ----------------------------------------------------------------- shared targets
+    current_schema_sql = "SELECT DATABASE()"
+
+    def target_lock_query(self, identity: str) -> Query:
+        # A session lock (names are server-wide, so the identity carries the database): it survives the
+        # implicit commits of DDL and is released when the load's connection closes. MariaDB refuses a
+        # negative (endless) wait, so wait up to a day; the task's execution_timeout comes first.
+        return Query("SELECT GET_LOCK(%s, %s)", [f"sync:{lock_digest(identity).hex()[:40]}", 86_400])
+
+    def target_lock_granted(self, cursor: Any) -> bool:
+        row = cursor.fetchone()
+        return bool(row and row[0] == 1)
 
     def ledger_timestamp_type(self) -> str:
         return "DATETIME(6)"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
+from ._ledger import lock_digest
 from .base import Capabilities, Dialect
 from .types import Binder, Column, LoadCounts, Query, TableRef
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
+    from .declared import DeclaredType
 
 _PLAIN_LOWER = re.compile(r"^[a-z][a-z0-9_$#]*$")
 _PLAIN_UPPER = re.compile(r"^[A-Z][A-Z0-9_$#]*$")
@@ -73,6 +75,8 @@ class OracleDialect(Dialect):
         transactional_ddl=False,
         supports_schemas=True,
         native_json=False,
+        target_lock="dbms_lock",
+        target_lock_session=True,
     )
 
     # ----------------------------------------------------------------- connections
@@ -241,11 +245,39 @@ class OracleDialect(Dialect):
             return pa.bool_()
         return pa.string()
 
+    def declared_type(self, db_type: str) -> DeclaredType | None:
+        from .declared import DeclaredType, parse_declared
+
+        if db_type.upper().strip() == "DATE":  # Oracle's DATE holds a time of day, to the second
+            return DeclaredType("timestamp", precision=0)
+        return parse_declared(db_type)
+
+    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
+        kind, length, precision = declared.kind, declared.length, declared.precision
+        digits = 6 if precision is None else min(max(precision, 0), 9)
+        if kind == "char" and length:
+            return f"NCHAR({length})" if length <= 1000 else None
+        if kind == "varchar" and length:
+            return f"NVARCHAR2({length})" if length <= 2000 else None
+        if kind == "numeric" and precision is not None and precision <= 38:
+            return f"NUMBER({precision}, {declared.scale or 0})"
+        if kind == "timestamp":
+            return f"TIMESTAMP({digits})"
+        if kind == "timestamptz":
+            return f"TIMESTAMP({digits}) WITH TIME ZONE"
+        if kind == "bytes" and length:
+            return f"RAW({length})" if length <= 2000 else None
+        return "CHAR(36)" if kind == "uuid" else None
+
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
+        from .declared import declared_sql
 
+        declared = declared_sql(self, field, is_key=is_key)
+        if declared is not None:
+            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)
@@ -427,6 +459,20 @@ class OracleDialect(Dialect):
         cursor.close()
         return LoadCounts(
             inserted=inserted, updated=updated, unchanged=max(staged_rows - inserted - updated, 0)
+        )
+
+    # ----------------------------------------------------------------- shared targets
+    current_schema_sql = "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL"
+
+    def target_lock_query(self, identity: str) -> Query:
+        # DDL commits implicitly here, so the lock belongs to the session (release_on_commit FALSE) and is
+        # released when the load's connection closes. Needs EXECUTE on DBMS_LOCK; 0 = granted, 4 = held.
+        return Query(
+            "DECLARE granted INTEGER; BEGIN granted := DBMS_LOCK.REQUEST(id => :lock_id, lockmode => "
+            "DBMS_LOCK.X_MODE, timeout => DBMS_LOCK.MAXWAIT, release_on_commit => FALSE); IF granted NOT "
+            "IN (0, 4) THEN RAISE_APPLICATION_ERROR(-20001, 'target lock not granted: ' || granted); END IF; "
+            "END;",
+            {"lock_id": int.from_bytes(lock_digest(identity)[:4], "big") % 1_073_741_824},
         )
 
     # ----------------------------------------------------------------- append ledger

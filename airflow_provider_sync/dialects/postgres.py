@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import SyncError, TerminalError
 
-from .base import Capabilities, Dialect
+from ._ledger import lock_digest
+from .base import Capabilities
+from .postgres_types import PostgresTypes
 from .types import Column, LoadCounts, Query, TableRef
 
 if TYPE_CHECKING:
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 
     from .connection import ConnectionInfo
 
-_PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)")
 _CURSOR_NUMBERS = itertools.count(1)
 _COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+), column ([^:\n]+)")
 _CONNECT_OPTIONS = (
@@ -75,7 +76,7 @@ def _decode_bytea_hex(text: str) -> bytes:
     return bytes.fromhex(text[2:])  # bytea_output = hex: "\\x" then two digits per byte
 
 
-class PostgresDialect(Dialect):
+class PostgresDialect(PostgresTypes):
     capabilities = Capabilities(
         name="postgres",
         driver_module="psycopg",
@@ -88,6 +89,7 @@ class PostgresDialect(Dialect):
         transactional_ddl=True,
         supports_schemas=True,
         native_json=True,
+        target_lock="pg_advisory_xact_lock",
     )
 
     def connect(self, info: ConnectionInfo) -> Any:
@@ -236,6 +238,14 @@ class PostgresDialect(Dialect):
         ).fetchone()
         return int(row[0]) if row and row[0] and row[0] > 0 else None
 
+    def estimate_query_rows(self, conn: Any, query: Query) -> int | None:
+        import json
+
+        explain = Query(f"EXPLAIN (FORMAT JSON) {query.sql}", query.params)
+        plan = self.scalar(conn, explain)  # planning only: costs no scan
+        rows = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]["Plan Rows"]
+        return int(rows) if rows and rows > 1 else None  # 1 is the planner's floor, not a count
+
     def get_unique_keys(self, conn: Any, table: TableRef) -> list[list[str]]:
         rows = conn.execute(_UNIQUE_KEYS_SQL, [table.name, table.schema]).fetchall()
         return [list(columns) for (columns,) in rows]
@@ -252,78 +262,6 @@ class PostgresDialect(Dialect):
             [oids, modifiers],
         ).fetchall()
         return [Column(n, t, self.arrow_type(t)) for n, (t,) in zip(names, types, strict=True)]
-
-    # ----------------------------------------------------------------- types
-    def arrow_type(self, db_type: str) -> pa.DataType:
-        import pyarrow as pa
-
-        name = db_type.lower().strip()
-        if name.endswith("[]"):
-            return pa.string()
-        match = _PRECISION.search(name)
-        base = _PRECISION.sub("", name).strip()
-        simple = {
-            "boolean": pa.bool_(),
-            "smallint": pa.int16(),
-            "integer": pa.int32(),
-            "bigint": pa.int64(),
-            "real": pa.float32(),
-            "double precision": pa.float64(),
-            "date": pa.date32(),
-            "bytea": pa.binary(),
-        }
-        if base in simple:
-            return simple[base]
-        if base == "numeric":
-            if match and match.group(1):
-                precision, scale = int(match.group(1)), int(match.group(2) or 0)
-                return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-            return pa.decimal128(38, 18)
-        if base.startswith("timestamp"):
-            return pa.timestamp("us", tz="UTC") if "with time zone" in base else pa.timestamp("us")
-        if base.startswith("time") and "with time zone" not in base:
-            return pa.time64("us")
-        return pa.string()
-
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
-        import pyarrow as pa
-
-        from ._arrow import is_json_field
-
-        kind = field.type
-        if pa.types.is_boolean(kind):
-            return "boolean"
-        if pa.types.is_integer(kind):
-            if kind.bit_width <= 16 and not (kind.bit_width == 16 and pa.types.is_unsigned_integer(kind)):
-                return "smallint"
-            if kind.bit_width <= 32 and not (kind.bit_width == 32 and pa.types.is_unsigned_integer(kind)):
-                return "integer"
-            return "numeric(20,0)" if pa.types.is_uint64(kind) else "bigint"
-        if pa.types.is_float32(kind) or pa.types.is_float16(kind):
-            return "real"
-        if pa.types.is_floating(kind):
-            return "double precision"
-        if pa.types.is_decimal(kind):
-            return f"numeric({kind.precision},{kind.scale})"
-        if pa.types.is_timestamp(kind):
-            return "timestamp(6) with time zone" if kind.tz else "timestamp(6) without time zone"
-        if pa.types.is_date(kind):
-            return "date"
-        if pa.types.is_time(kind):
-            return "time(6) without time zone"
-        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
-            return "bytea"
-        if is_json_field(field):
-            return "jsonb"
-        return "text"
-
-    def value_converter(self, column: Column) -> Any:
-        import pyarrow as pa
-
-        textual = column.db_type.startswith(("text", "character", "json", "name", "citext"))
-        if pa.types.is_string(column.arrow_type) and not textual:
-            return str  # uuid, interval, inet, arrays, enums... arrive as Python objects
-        return None
 
     # ----------------------------------------------------------------- loading
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
@@ -395,6 +333,14 @@ class PostgresDialect(Dialect):
 
     def create_like_sql(self, existing: TableRef, new: TableRef) -> str | None:
         return f"CREATE TABLE {self.qualify(new)} (LIKE {self.qualify(existing)} INCLUDING ALL)"
+
+    # ----------------------------------------------------------------- shared targets
+    current_schema_sql = "SELECT current_schema()"
+
+    def target_lock_query(self, identity: str) -> Query:
+        # Transaction-scoped: the load's commit or rollback releases it, so it is never left behind.
+        key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
+        return Query("SELECT pg_advisory_xact_lock(%s)", [key])
 
     def ledger_timestamp_type(self) -> str:
         return "timestamp with time zone"

@@ -2,8 +2,12 @@
 
 SQLite has dynamic typing, so the declared column type drives how values are read: ``DECIMAL(p,s)`` reads
 as a decimal, ``TIMESTAMP``/``DATETIME`` as ISO text timestamps, ``TIMESTAMPTZ`` as UTC timestamps,
-``BOOLEAN`` as 0/1, ``JSON`` as text. Timestamps are stored as ISO text (``YYYY-MM-DD HH:MM:SS[.ffffff]``),
-the format of ``CURRENT_TIMESTAMP``, so text comparison of cursor values stays chronological.
+``BOOLEAN`` as 0/1, ``JSON`` as text. Timestamps are written as ISO text in one format,
+``YYYY-MM-DD HH:MM:SS.ffffff`` (``+00:00`` appended for zone-aware values), so text comparison stays
+chronological and one instant has one spelling. Cursor bounds are bound in the format the source column
+itself stores (``CURRENT_TIMESTAMP`` writes whole seconds, other writers 3 or 6 fraction digits, ``T``
+separators or ``Z``): a bound spelled differently from an equal stored value would compare unequal and
+re-read (or skip) the rows tied with the watermark.
 """
 
 from __future__ import annotations
@@ -23,15 +27,46 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
+    from .declared import DeclaredType
 
 _PRECISION = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+_STORED_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?P<sep>[ T])\d{2}:\d{2}:\d{2}(?:\.(?P<fraction>\d+))?(?P<zone>Z|[+-]\d{2}:?\d{2})?$"
+)
 
 
 def timestamp_text(value: dt.datetime) -> str:
-    """SQLite's text form of a timestamp: aware values in UTC with ``+00:00``, naive as they are."""
+    """The text the product writes for a timestamp: always six fraction digits, aware values in UTC with
+    ``+00:00`` (``isoformat`` would drop ``.000000`` for whole seconds: two spellings in one column)."""
     if value.tzinfo is not None:
         value = value.astimezone(dt.timezone.utc)
-    return value.isoformat(sep=" ")
+    return value.isoformat(sep=" ", timespec="microseconds")
+
+
+def stored_format(sample: Any) -> tuple[str, int | None, str | None] | None:
+    """How a stored text timestamp is spelled: separator, fraction digits (None: none, whole seconds) and
+    zone suffix (``Z``, ``+00:00``, ``+0000`` or None); None when ``sample`` is no text timestamp."""
+    match = _STORED_TIMESTAMP.match(sample) if isinstance(sample, str) else None
+    if match is None:
+        return None
+    fraction, zone = match.group("fraction"), match.group("zone")
+    suffix = None if zone is None else "Z" if zone == "Z" else "+00:00" if ":" in zone else "+0000"
+    return match.group("sep"), len(fraction) if fraction else None, suffix
+
+
+def timestamp_in_format(value: dt.datetime, style: tuple[str, int | None, str | None]) -> str:
+    """``value`` spelled as the stored values of a column are (see :func:`stored_format`). A fraction a
+    whole-second column cannot hold is written with six digits, which still sorts correctly."""
+    separator, digits, suffix = style
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    text = value.strftime(f"%Y-%m-%d{separator}%H:%M:%S")
+    micros = f"{value.microsecond:06d}"
+    if digits is None:
+        text += f".{micros}" if value.microsecond else ""
+    else:
+        text += "." + (micros + "0" * digits)[:digits]
+    return text + (suffix or "")
 
 
 def _to_param(value: Any) -> Any:
@@ -59,6 +94,8 @@ class SQLiteDialect(Dialect):
         transactional_ddl=True,
         supports_schemas=True,
         native_json=False,
+        # begin_write opens BEGIN IMMEDIATE: the database write lock is the target lock.
+        target_lock="begin_immediate",
     )
 
     def connect(self, info: ConnectionInfo) -> Any:
@@ -83,6 +120,21 @@ class SQLiteDialect(Dialect):
 
     def is_transient(self, exc: BaseException) -> bool:
         return "locked" in str(exc) or "busy" in str(exc)
+
+    def cursor_bound_renderer(self, conn: Any, source: TableRef | str, column: Column) -> Any:
+        """Bounds on a text-stored timestamp column spelled as its newest stored value is."""
+        import pyarrow as pa
+
+        if not (pa.types.is_timestamp(column.arrow_type) or pa.types.is_string(column.arrow_type)):
+            return None
+        quoted = self.quote(column.name)
+        row = conn.execute(
+            f"SELECT MAX({quoted}) FROM {self.source_sql(source)} WHERE typeof({quoted}) = 'text'"
+        ).fetchone()
+        style = stored_format(row[0] if row else None)
+        if style is None:
+            return None
+        return lambda value: timestamp_in_format(value, style) if isinstance(value, dt.datetime) else value
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         import sqlite3
@@ -160,11 +212,28 @@ class SQLiteDialect(Dialect):
             return pa.float64()
         return pa.string()
 
+    def declared_type(self, db_type: str) -> DeclaredType | None:
+        from .declared import parse_declared
+
+        # "DECIMAL TEXT(12,2)", "UUID TEXT": a trailing TEXT only pins the affinity (see sql_type).
+        return parse_declared(re.sub(r"\s+text\b", "", db_type, flags=re.IGNORECASE))
+
+    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
+        # Only the spellings that keep TEXT affinity: the declared size is documentation here, but it lets
+        # a later read of this table (and a sync out of it) know the column again.
+        if declared.kind in ("char", "varchar") and declared.length:
+            return f"{declared.kind.upper()}({declared.length})"
+        return "UUID TEXT" if declared.kind == "uuid" else None
+
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
+        from .declared import declared_sql
 
+        declared = declared_sql(self, field, is_key=is_key)
+        if declared is not None:
+            return declared
         kind = field.type
         if pa.types.is_boolean(kind):
             return "BOOLEAN"
@@ -228,6 +297,9 @@ class SQLiteDialect(Dialect):
 
     def rename_table_sql(self, table: TableRef, new_name: str) -> str:
         return f"ALTER TABLE {self.qualify(table)} RENAME TO {self.quote(new_name)}"
+
+    # ----------------------------------------------------------------- shared targets
+    current_schema_sql = "SELECT 'main'"
 
     def ledger_text_type(self) -> str:
         return "TEXT"

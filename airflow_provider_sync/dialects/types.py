@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .declared import DeclaredType
+
 ParamStyle = Literal["qmark", "format", "pyformat", "named", "numeric"]
 
 #: Field metadata key marking an Arrow string column whose values are JSON documents.
@@ -42,6 +44,9 @@ class Column:
     db_type: str
     arrow_type: pa.DataType
     nullable: bool = True
+    declared: DeclaredType | None = None
+    """The portable declared type (set by the extract from :meth:`Dialect.declared_type`), which the
+    staged schema carries in field metadata so targets can recreate the column faithfully."""
 
 
 @dataclass(frozen=True)

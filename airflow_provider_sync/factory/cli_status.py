@@ -1,8 +1,11 @@
 """``airflow-sync status [dag_id]``: per table, the watermark, how far behind it is, and the last run.
 
-The watermark comes from the table's Airflow Variable (``airflow.models.Variable``: this runs outside any
-task); the last run's result, rows and duration from the pipeline's audit table (``audit.conn_id``, by
-default the target's connection). Pipelines are read from ``$SYNC_DAG_CONFIGS`` or ``dag_configs/``.
+The watermark comes from the table's Airflow Variable through ``airflow.models.Variable`` (this runs outside
+any task: it decrypts with the Fernet key and asks the secrets backends first); the last run's result, rows
+and duration from the pipeline's audit table (``audit.conn_id``, by default the target's connection).
+Pipeline files are found the way the DAG file finds them: ``--configs``, else ``$SYNC_DAG_CONFIGS``, else
+the ``dag_configs`` folder next to the folder holding the DAG file ``sync_pipelines.py`` in Airflow's
+DAGS_FOLDER.
 """
 
 from __future__ import annotations
@@ -10,23 +13,81 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.errors import ConfigError
+from airflow_provider_sync.errors import ConfigError, TerminalError
 
 if TYPE_CHECKING:
     from airflow_provider_sync.config.resolve import Pipeline, TableSpec
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
 DEFAULT_CONFIGS = "dag_configs"
+DAG_FILE = "sync_pipelines.py"
+
+
+def dags_folder_configs() -> Path:
+    """``dag_configs`` next to the folder of the DAG file, as ``dags/sync_pipelines.py`` computes it."""
+    from airflow.configuration import conf
+
+    dags = Path(conf.get("core", "dags_folder")).expanduser()
+    found = [dags / DAG_FILE] if (dags / DAG_FILE).is_file() else sorted(dags.glob(f"*/{DAG_FILE}"))
+    dag_file = found[0] if found else dags / DAG_FILE
+    return dag_file.resolve().parent.parent / DEFAULT_CONFIGS
+
+
+def pipelines_folder(explicit: str | None = None) -> Path:
+    """Where pipeline files are: ``explicit``, ``$SYNC_DAG_CONFIGS``, or the DAGS_FOLDER's configs."""
+    from airflow_provider_sync.factory.loader import configs_folder
+
+    if explicit:
+        return Path(explicit)
+    folder = configs_folder("")
+    return folder if str(folder) not in ("", ".") else dags_folder_configs()
+
+
+def load_pipelines(folder: Path) -> tuple[list[Pipeline], int]:
+    """The valid pipelines of ``folder`` and how many files were invalid (``validate`` explains them)."""
+    from airflow_provider_sync.config.resolve import load_pipeline
+    from airflow_provider_sync.factory.loader import pipeline_files
+
+    if not folder.exists():
+        raise TerminalError(f"{folder}: no such folder; set SYNC_DAG_CONFIGS or pass --configs")
+    pipelines, invalid = [], 0
+    for path in pipeline_files(folder):
+        try:
+            pipelines.append(load_pipeline(path))
+        except ConfigError:
+            invalid += 1
+    return pipelines, invalid
+
+
+def find_pipeline(dag_id: str, folder: Path) -> Pipeline:
+    """The pipeline with ``dag_id`` in ``folder``; the error lists the ones there are."""
+    pipelines, invalid = load_pipelines(folder)
+    for pipeline in pipelines:
+        if pipeline.dag_id == dag_id:
+            return pipeline
+    found = ", ".join(sorted(p.dag_id for p in pipelines)) or "none"
+    skipped = f"; {invalid} invalid file(s), see airflow-sync validate" if invalid else ""
+    raise TerminalError(f"no pipeline with dag_id {dag_id!r} in {folder} (found: {found}{skipped})")
+
+
+def find_table(pipeline: Pipeline, name: str) -> TableSpec:
+    for table in pipeline.tables:
+        if table.name == name:
+            return table
+    tables = ", ".join(t.name for t in pipeline.tables)
+    raise TerminalError(
+        f"pipeline {pipeline.dag_id!r} ({pipeline.path}) has no table {name!r}; tables: {tables}"
+    )
 
 
 @dataclass
 class TableStatus:
-    """What ``status`` reports for one table. ``lag_s`` is set for timestamp cursors only."""
+    """What ``status`` reports for one table. ``lag_s`` is set for timestamp cursors only; ``warning``
+    holds what the last run noticed (a watermark ahead of the source) or a damaged watermark."""
 
     dag_id: str
     table: str
@@ -37,32 +98,33 @@ class TableStatus:
     result: str | None = None
     rows_loaded: int | None = None
     duration_s: float | None = None
+    warning: str | None = None
+    error: str | None = None
     note: str | None = None
 
 
+DAMAGED = "(damaged: see the warning)"
+
+
 def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datetime) -> None:
-    from airflow.models import Variable
-
-    from airflow_provider_sync.core.watermark import Watermark
     from airflow_provider_sync.errors import WatermarkError
-    from airflow_provider_sync.watermarks import variable_key
+    from airflow_provider_sync.watermarks import parse_stored, read_outside_task
 
-    raw = Variable.get(variable_key(dag_id, table.name), default_var=None)
+    raw = read_outside_task(dag_id, table.name)
     if raw is None:
         return
-    strategy = table.incremental.strategy
-    timezone = str(table.incremental.source_timezone or "UTC")
+    strategy = str(table.incremental.strategy or "full")
     try:
-        mark = Watermark.from_json(raw, None if strategy == "full" else strategy, timezone)
+        mark = parse_stored(
+            dag_id, table.name, raw, strategy, str(table.incremental.source_timezone or "UTC")
+        )
     except WatermarkError as error:
-        status.note = str(error)
+        status.watermark, status.warning = DAMAGED, str(error)
         return
-    cursor = mark.cursor
-    text = cursor.isoformat() if isinstance(cursor, (dt.datetime, dt.date)) else str(cursor)
-    status.watermark = text + (f" key {list(mark.key)}" if mark.key else "")
+    status.watermark = mark.describe()
     status.committed_at = mark.committed_at.isoformat() if mark.committed_at else None
-    if isinstance(cursor, dt.datetime):
-        status.lag_s = round((now - cursor).total_seconds(), 3)
+    if isinstance(mark.cursor, dt.datetime):
+        status.lag_s = round((now - mark.cursor).total_seconds(), 3)
 
 
 def _connection_info(conn_id: str) -> ConnectionInfo:
@@ -74,7 +136,8 @@ def _connection_info(conn_id: str) -> ConnectionInfo:
 
 
 def _last_run(info: ConnectionInfo, audit_table: Any, dag_id: str, table: str) -> dict[str, Any] | None:
-    """The newest run row (``step = 'run'``) of one table in the audit table, or None."""
+    """The newest run row (``step = 'run'``) of one table in the audit table, or None. Its ``warnings``
+    gather what any step of that run noticed (the extract's row says when the watermark is ahead)."""
     from airflow_provider_sync.dialects import get_dialect
     from airflow_provider_sync.dialects.types import Binder
 
@@ -84,27 +147,51 @@ def _last_run(info: ConnectionInfo, audit_table: Any, dag_id: str, table: str) -
         if not dialect.table_exists(conn, audit_table):
             return None
         columns = dialect.get_columns(conn, audit_table)
-        bind = Binder(dialect.capabilities.param_style)
-        name = dialect.qualify(audit_table)
-        q = dialect.quote
+        name, q = dialect.qualify(audit_table), dialect.quote
 
-        def same_table() -> str:
-            return (
-                f"{q('dag_id')} = {bind(dag_id)} AND {q('table_name')} = {bind(table)} "
-                f"AND {q('step')} = 'run'"
+        def read(where: str, *values: Any) -> list[dict[str, Any]]:
+            bind = Binder(dialect.capabilities.param_style)
+            sql = where.format(*(bind(v) for v in values))
+            query = bind.query(
+                f"SELECT {dialect.column_list([c.name for c in columns])} FROM {name} WHERE {sql}"
             )
+            return [
+                row for batch in dialect.read_batches(conn, query, columns, 10) for row in batch.to_pylist()
+            ]
 
-        outer = same_table()
-        query = bind.query(
-            f"SELECT {dialect.column_list([c.name for c in columns])} FROM {name} WHERE {outer} AND "
-            f"{q('started_at')} = (SELECT MAX({q('started_at')}) FROM {name} WHERE {same_table()})"
+        this_table = f"{q('dag_id')} = {{}} AND {q('table_name')} = {{}}"
+        runs = f"{this_table} AND {q('step')} = 'run'"
+        rows = read(
+            f"{runs} AND {q('started_at')} = (SELECT MAX({q('started_at')}) FROM {name} WHERE {runs})",
+            dag_id,
+            table,
+            dag_id,
+            table,
         )
-        rows = [row for batch in dialect.read_batches(conn, query, columns, 10) for row in batch.to_pylist()]
+        # Two run rows with the same start (a failed try recorded, then a success): the last written wins.
+        run = max(rows, key=lambda row: row.get("ended_at") or row["started_at"]) if rows else None
+        if run is not None and any(c.name == "warnings" for c in columns):
+            steps = read(
+                f"{this_table} AND {q('run_id')} = {{}} AND {q('warnings')} IS NOT NULL",
+                dag_id,
+                table,
+                run["run_id"],
+            )
+            run["warnings"] = [text for row in steps for text in _json_list(row["warnings"])]
         conn.commit()
     finally:
         conn.close()
-    # Two run rows with the same start (a failed try recorded, then a success): the last written wins.
-    return max(rows, key=lambda row: row.get("ended_at") or row["started_at"]) if rows else None
+    return run
+
+
+def _json_list(value: Any) -> list[str]:
+    """A JSON column's list, whether the driver hands back text or decoded JSON."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [value]
+    return [str(item) for item in value] if isinstance(value, list) else []
 
 
 def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> list[TableStatus]:
@@ -118,10 +205,10 @@ def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> li
     found = []
     for table in pipeline.tables:
         status = TableStatus(pipeline.dag_id, table.name)
+        found.append(status)
         _watermark(pipeline.dag_id, table, status, now)
         if not settings.enabled:
-            status.note = status.note or "audit is turned off for this pipeline"
-            found.append(status)
+            status.note = "audit is turned off for this pipeline"
             continue
         conn_id = settings.conn_id or str(table.target.conn_id)
         try:
@@ -130,15 +217,21 @@ def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> li
             run = None if info.conn_type == "kafka" else _last_run(info, audit, pipeline.dag_id, table.name)
         except Exception as error:  # any unreachable audit database: report it, keep going
             status.note = f"audit table unavailable ({conn_id}): {scrub_error_message(str(error), limit=200)}"
-            found.append(status)
             continue
         if run is not None:
-            status.last_run_id = run["run_id"]
-            status.result = run["status"]
-            status.rows_loaded = run.get("rows_loaded")
-            status.duration_s = run.get("duration_s")
-        found.append(status)
+            _apply_run(status, run)
     return found
+
+
+def _apply_run(status: TableStatus, run: dict[str, Any]) -> None:
+    status.last_run_id = run["run_id"]
+    status.result = run["status"]
+    status.rows_loaded = run.get("rows_loaded")
+    status.duration_s = run.get("duration_s")
+    if run.get("error_message"):
+        status.error = f"{run.get('error_class') or 'error'}: {run['error_message']}"
+    if run.get("warnings") and status.warning is None:  # a damaged watermark says more
+        status.warning = "; ".join(dict.fromkeys(run["warnings"]))
 
 
 def _lag_text(seconds: float | None) -> str:
@@ -167,8 +260,11 @@ def format_status(statuses: list[TableStatus]) -> str:
                     duration,
                 )
             )
-            if s.note:
-                notes.append(f"  {s.table}: {s.note}")
+            notes += [
+                f"  {s.table}: {label}{text}"
+                for label, text in (("warning: ", s.warning), ("last run failed: ", s.error), ("", s.note))
+                if text
+            ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines.append(f"DAG {dag_id}")
         for row in rows:
@@ -179,40 +275,27 @@ def format_status(statuses: list[TableStatus]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from airflow_provider_sync.config.resolve import load_pipeline
-    from airflow_provider_sync.factory.loader import configs_folder, pipeline_files
-
-    folder = Path(args.configs) if args.configs else configs_folder(DEFAULT_CONFIGS)
-    if not folder.exists():
-        print(f"{folder}: no such folder; set SYNC_DAG_CONFIGS or pass --configs", file=sys.stderr)
-        return 1
-    statuses: list[TableStatus] = []
-    known, invalid = [], 0
-    for path in pipeline_files(folder):
-        try:
-            pipeline = load_pipeline(path)
-        except ConfigError:
-            invalid += 1
-            continue
-        known.append(pipeline.dag_id)
-        if args.dag_id in (None, pipeline.dag_id):
-            statuses += pipeline_status(pipeline)
-    if args.dag_id and args.dag_id not in known:
-        found = ", ".join(sorted(known)) or "none"
-        skipped = f"; {invalid} invalid file(s), see airflow-sync validate" if invalid else ""
-        message = f"no pipeline with dag_id {args.dag_id!r} in {folder} (found: {found}{skipped})"
-        print(message, file=sys.stderr)
-        return 1
+    folder = pipelines_folder(args.configs)
+    pipelines, invalid = load_pipelines(folder)
+    chosen = [p for p in pipelines if args.dag_id in (None, p.dag_id)]
+    if args.dag_id and not chosen:
+        find_pipeline(args.dag_id, folder)  # raises, listing the pipelines there are
+    statuses = [status for pipeline in chosen for status in pipeline_status(pipeline)]
     if args.json:
         print(json.dumps([asdict(s) for s in statuses], indent=2, default=str))
     else:
         print(format_status(statuses) or f"no pipelines in {folder}")
+        if invalid:
+            print(f"{invalid} invalid pipeline file(s) in {folder} skipped: see airflow-sync validate")
     return 0
 
 
 def add_status_command(commands: Any) -> None:
     status = commands.add_parser("status", help="per table: watermark, lag and the last run from the audit")
     status.add_argument("dag_id", nargs="?", help="only this pipeline (default: every pipeline)")
-    status.add_argument("--configs", help="pipeline files folder (default: $SYNC_DAG_CONFIGS or dag_configs)")
+    status.add_argument(
+        "--configs",
+        help="pipeline files folder (default: $SYNC_DAG_CONFIGS, else the DAG file's dag_configs)",
+    )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(handler=cmd_status)

@@ -56,13 +56,12 @@ class IncrementalExtractOperator(SyncTableOperator):
         return run_type == BACKFILL_RUN_TYPE or self.table.incremental.mode == "interval"
 
     def run(self, context: Context) -> StepOutcome:
-        from airflow_provider_sync.core.watermark import Watermark
         from airflow_provider_sync.errors import TerminalError
         from airflow_provider_sync.pipeline.extract import extract_to_staging
-        from airflow_provider_sync.watermarks import read_in_task, variable_key
+        from airflow_provider_sync.watermarks import load_in_task, variable_key
 
         spec = self.extract_spec()
-        lower: Watermark | None = None
+        lower = None
         interval = None
         if self.reads_interval(context):
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
@@ -72,15 +71,18 @@ class IncrementalExtractOperator(SyncTableOperator):
                     "logical date, or use incremental mode 'watermark'"
                 )
             interval = (start, end)
-            self.log.info("Reading the data interval [%s, %s); the watermark is left alone", start, end)
-        else:
-            stored = read_in_task(self.pipeline_dag_id, self.table.name)
-            if stored is not None:
-                lower = Watermark.from_json(stored, spec.strategy, spec.source_timezone)
+            self.log.info(
+                "Reading the data interval [%s, %s); the watermark is left alone",
+                start.isoformat(),
+                end.isoformat(),
+            )
+        elif spec.strategy != "full":
+            # A damaged Variable raises here, naming it: never read as "no watermark".
+            lower = load_in_task(self.pipeline_dag_id, self.table.name, spec.strategy, spec.source_timezone)
             self.log.info(
                 "Watermark %s: %s",
                 variable_key(self.pipeline_dag_id, self.table.name),
-                "none yet (first run)" if lower is None else f"cursor {lower.cursor!r}",
+                "none yet (first run)" if lower is None else lower.describe(),
             )
         manifest = extract_to_staging(
             spec,
@@ -93,6 +95,30 @@ class IncrementalExtractOperator(SyncTableOperator):
             logger=self.log,  # type: ignore[arg-type]  # Airflow's logger has the stdlib interface
         )
         watermark_before = lower.to_json() if lower is not None else None
-        return StepOutcome(
-            manifest.to_json(), {"rows_extracted": manifest.rows, "watermark_before": watermark_before}
+        audit: dict[str, Any] = {"rows_extracted": manifest.rows, "watermark_before": watermark_before}
+        warning = self.check_watermark_ahead(manifest.history[-1].details if manifest.history else {})
+        if warning:
+            audit["warnings"] = [warning]
+        return StepOutcome(manifest.to_json(), audit)
+
+    def check_watermark_ahead(self, details: dict[str, Any]) -> str | None:
+        """Warn (or fail, with ``on_watermark_ahead: fail``) when the stored watermark is past the source's
+        high-water mark: such a watermark reads nothing, run after run, while looking healthy."""
+        from airflow_provider_sync.core.watermark import describe_json
+        from airflow_provider_sync.errors import WatermarkError
+        from airflow_provider_sync.watermarks import fix_hint, variable_key
+
+        ahead = details.get("watermark_ahead")
+        if not ahead:
+            return None
+        top = ahead.get("high_water_mark")
+        source = "has no rows with a cursor" if top is None else f"has nothing past {describe_json(top)}"
+        message = (
+            f"watermark ahead of the source: {variable_key(self.pipeline_dag_id, self.table.name)} is at "
+            f"{describe_json(ahead.get('watermark'))} but {self.table.source.table or 'the query'} {source}"
         )
+        hint = fix_hint(self.pipeline_dag_id, self.table.name, self.table.incremental.strategy)
+        if self.table.incremental.on_watermark_ahead == "fail":
+            raise WatermarkError(f"{message} (incremental.on_watermark_ahead is fail). {hint}")
+        self.log.warning("%s; no row is read until the source passes it. %s", message, hint)
+        return message

@@ -93,7 +93,15 @@ class LoadOperator(SyncTableOperator):
             pipeline=f"{self.pipeline_dag_id}.{self.table.name}",
             table_options=self.table_options(),
             publish=self.publish_options(),
+            target_shared=self.target_shared(),
         )
+
+    def target_shared(self) -> bool:
+        """``target.shared: true``: this table's target may also be loaded by other pipelines."""
+        resolved = getattr(self.table, "target_shared", None)
+        if resolved is None:
+            resolved = getattr(self.table.target, "shared", False)
+        return bool(resolved)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Reported when the OpenLineage provider is installed: source table in, target table out."""
@@ -104,17 +112,41 @@ class LoadOperator(SyncTableOperator):
         return OperatorLineage(inputs=self.source_lineage(), outputs=[output])
 
     def run(self, context: Context) -> StepOutcome:
+        import time
+
         from airflow_provider_sync.staging.manifest import StepRecord
 
         manifest = self.input_manifest(context)
         spec = self.load_spec()
         sink = sink_for(spec.connection.conn_type)
         on_load_error = self.table.target.on_load_error or "fail"
+        started = time.monotonic()
         result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)
+        details = {"seconds": round(time.monotonic() - started, 3), **result.to_json()}
         skipped = manifest.rows - result.rows_loaded
-        record = StepRecord("load", manifest.rows, result.rows_loaded, details=result.to_json())
+        record = StepRecord("load", manifest.rows, result.rows_loaded, details=details)
+        self.describe_asset_event(context, manifest, result.rows_loaded)
         loaded = manifest.next_step(
             "load", manifest.files, manifest.rows, manifest.schema, record,
             rows_loaded=result.rows_loaded, rows_skipped=skipped,
         )
         return StepOutcome(loaded.to_json(), {"rows_loaded": result.rows_loaded, "rows_skipped": skipped})
+
+    def describe_asset_event(self, context: Context, manifest: Any, rows_loaded: int) -> None:
+        """Put the rows loaded and the watermark the target now reaches into the target Asset's event, so
+        a DAG scheduled on the Asset (and the UI) can tell what arrived."""
+        from airflow.sdk import Asset
+
+        from airflow_provider_sync.operators.audit import cursor_value
+
+        events = context.get("outlet_events")
+        if events is None:  # run outside a task (no Airflow context): nothing to describe
+            return
+        reached = (manifest.last or {}).get("cursor", (manifest.range or {}).get("start"))
+        target = self.table.target
+        events[Asset(target_asset_uri(str(target.conn_id), str(target.table)))].extra = {
+            "rows_loaded": rows_loaded,
+            "rows_staged": manifest.rows,
+            "watermark": cursor_value(reached),
+            "cursor_column": manifest.cursor_column,
+        }

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from airflow_provider_sync.core.rejects import RejectedRows
     from airflow_provider_sync.pipeline.quarantine import QuarantineWriter
     from airflow_provider_sync.staging.manifest import Manifest
+    from airflow_provider_sync.staging.verify import StagedPart
 
 ColumnTransform = Callable[["pa.Array"], "pa.Array"]
 
@@ -91,14 +92,15 @@ class TransformStepOperator(SyncTableOperator):
     def stage(
         self, context: Context, manifest: Manifest, schema: pa.Schema,
         transform: Callable[[pa.RecordBatch], pa.RecordBatch],
-    ) -> tuple[list[str], int]:
-        """Transform every staged batch of ``manifest`` into this step's folder; returns files and rows."""
-        from airflow_provider_sync.staging.files import StageWriter, read_staged
+    ) -> tuple[list[StagedPart], int]:
+        """Transform every staged batch of ``manifest`` (each file checked against its manifest entry) into
+        this step's folder; returns the files written, with their rows and checksums, and the rows."""
+        from airflow_provider_sync.staging.files import StageWriter, read_manifest
 
         with StageWriter(self.step_directory(context, self.step_name), schema) as writer:
-            for batch in read_staged(manifest.files):
+            for batch in read_manifest(manifest):
                 writer.write(transform(batch))
-        return writer.files, writer.rows
+        return writer.parts, writer.rows
 
     def quarantine(self, context: Context) -> RejectSink:
         return RejectSink(self, context)

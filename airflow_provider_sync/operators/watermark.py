@@ -22,24 +22,28 @@ class CommitWatermarkOperator(SyncTableOperator):
     audit_step = "commit_watermark"
 
     def run(self, context: Context) -> StepOutcome:
-        from airflow_provider_sync.core.watermark import Watermark
+        from airflow_provider_sync.core.watermark import describe_json
         from airflow_provider_sync.pipeline.extract import manifest_watermark
-        from airflow_provider_sync.watermarks import read_in_task, variable_key, write_in_task
+        from airflow_provider_sync.watermarks import load_in_task, variable_key, write_in_task
 
         manifest = self.input_manifest(context)
         key = variable_key(self.pipeline_dag_id, self.table.name)
-        stored = read_in_task(self.pipeline_dag_id, self.table.name)
-        previous = (
-            Watermark.from_json(stored, manifest.strategy, manifest.source_timezone) if stored else None
-        )
+        previous = None
+        if manifest.strategy and manifest.strategy != "full":
+            # Read again (not trusted from the extract): a damaged value stops here, before any write.
+            previous = load_in_task(
+                self.pipeline_dag_id, self.table.name, manifest.strategy, manifest.source_timezone
+            )
         new = manifest_watermark(manifest, previous, run_id=context["run_id"])
         before = previous.to_json() if previous else None
         after = new.to_json() if new else None
         if new is None or new == previous:
-            self.log.info("Watermark %s unchanged (%s)", key, after)
+            self.log.info("Watermark %s unchanged: %s", key, describe_json(after))
         else:
             write_in_task(self.pipeline_dag_id, self.table.name, after or {})
-            self.log.info("Watermark %s moved from %s to %s", key, before, after)
+            self.log.info(
+                "Watermark %s moved from %s to %s", key, describe_json(before), describe_json(after)
+            )
         self.remove_staged_files(context)
         result = {"variable": key, "before": before, "after": after, "rows": manifest.rows}
         return StepOutcome(result, {"watermark_before": before, "watermark_after": after})

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.core.watermark import (
@@ -17,6 +18,7 @@ from airflow_provider_sync.core.watermark import (
     next_watermark,
     normalize_cursor,
     to_source_naive,
+    watermark_ahead,
 )
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Column, KeysetBounds
@@ -91,14 +93,22 @@ def _from_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
     return value
 
 
-def _bounds(range_: ExtractRange, column: Column, spec: ExtractSpec, upto: Any = None) -> KeysetBounds:
-    end = range_.end if upto is None else upto
+def _bounds(
+    range_: ExtractRange, column: Column, spec: ExtractSpec, upto: Any = None, render: Any = None
+) -> KeysetBounds:
+    """The keyset bounds of ``range_``; ``render`` (from the dialect) spells them as the column stores
+    values. ``upto`` is the high-water mark as read from the source, already in that spelling."""
+
+    def bound(value: Any) -> Any:
+        value = _to_source(value, column, spec)
+        return render(value) if render is not None and value is not None else value
+
     return KeysetBounds(
-        after_cursor=_to_source(range_.start, column, spec),
+        after_cursor=bound(range_.start),
         after_keys=range_.start_key,
         after_inclusive=range_.start_inclusive,
-        upto_cursor=_to_source(end, column, spec),
-        before_cursor=_to_source(range_.end_exclusive, column, spec),
+        upto_cursor=bound(range_.end) if upto is None else upto,
+        before_cursor=bound(range_.end_exclusive),
     )
 
 
@@ -161,6 +171,8 @@ def _extract(
 ) -> Manifest:
     from airflow_provider_sync.staging.files import StageWriter
 
+    from .probe import estimate_rows_read  # probe builds on this module
+
     conn = open_connection(dialect, spec)
     try:
         dialect.begin_snapshot(conn)
@@ -173,7 +185,11 @@ def _extract(
         keys = list(spec.key_columns)
         if not keys and not isinstance(source, str):
             keys = dialect.get_primary_key(conn, source)
-        columns = _select_columns(spec, available, keys)
+        # The declared types ride in the staged schema, so the target can be created faithfully.
+        columns = [
+            replace(c, declared=dialect.declared_type(c.db_type))
+            for c in _select_columns(spec, available, keys)
+        ]
         from airflow_provider_sync.dialects._arrow import schema_of
 
         schema = schema_of(columns)
@@ -183,19 +199,20 @@ def _extract(
         writer = StageWriter(staging_dir, schema)
         # A table-size estimate only means something when the whole table is read.
         reads_all = range_.start is None and range_.end is None and range_.end_exclusive is None
-        total = dialect.estimate_rows(conn, source) if reads_all and not isinstance(source, str) else None
-        progress = ProgressReporter(logger, f"extract {spec.label}", total=total)
+        progress = ProgressReporter(logger, f"extract {spec.label}")
         with writer:
             if spec.strategy == "full":
                 query = dialect.full_query(source, [c.name for c in columns], keys)
+                progress.set_total(estimate_rows_read(dialect, conn, source, query, whole_table=True))
                 _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
             else:
                 assert spec.cursor_column is not None
                 cursor_column = {c.name: c for c in available}[spec.cursor_column]
+                render = dialect.cursor_bound_renderer(conn, source, cursor_column)
                 hwm = dialect.scalar(
                     conn,
                     dialect.high_water_mark_query(
-                        source, spec.cursor_column, _bounds(range_, cursor_column, spec)
+                        source, spec.cursor_column, _bounds(range_, cursor_column, spec, render=render)
                     ),
                 )
                 counters["null_cursor_rows"] = _null_cursor_rows(dialect, conn, spec, source, logger)
@@ -205,8 +222,10 @@ def _extract(
                         [c.name for c in columns],
                         spec.cursor_column,
                         keys,
-                        _bounds(range_, cursor_column, spec, upto=hwm),
+                        _bounds(range_, cursor_column, spec, upto=hwm, render=render),
                     )
+                    estimate = estimate_rows_read(dialect, conn, source, query, whole_table=reads_all)
+                    progress.set_total(estimate and estimate + _included_nulls(spec, counters, range_))
                     last_row = _stream(
                         dialect,
                         conn,
@@ -224,11 +243,7 @@ def _extract(
                             "key": [encode_value(v) for v in last_row[1:]],
                         }
                     hwm = _from_source(hwm, cursor_column, spec)
-                if (
-                    spec.null_policy == "include"
-                    and counters["null_cursor_rows"]
-                    and range_.mode != "interval"
-                ):
+                if _included_nulls(spec, counters, range_):
                     query = dialect.null_cursor_query(
                         source, [c.name for c in columns], spec.cursor_column, keys
                     )
@@ -246,6 +261,7 @@ def _extract(
         table=table or spec.label,
         step=step,
         files=writer.files,
+        parts=[part.to_json() for part in writer.parts],
         rows=writer.rows,
         schema=schema_to_text(schema),
         range=range_.to_json(),
@@ -264,10 +280,19 @@ def _extract(
                 details={
                     "null_cursor_rows": counters.get("null_cursor_rows", 0),
                     "null_policy": spec.null_policy,
+                    "seconds": round(progress.elapsed, 3),  # reading time: the step's rows/s
+                    **watermark_ahead(range_, hwm),
                 },
             )
         ],
     )
+
+
+def _included_nulls(spec: ExtractSpec, counters: dict[str, int], range_: ExtractRange) -> int:
+    """Rows with a NULL cursor this read adds after the range (``include`` policy, not for intervals)."""
+    if spec.null_policy != "include" or range_.mode == "interval":
+        return 0
+    return counters.get("null_cursor_rows", 0)
 
 
 def _null_cursor_rows(

@@ -9,18 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.core.watermark import ExtractRange, boundary_label, decode_value, to_source_naive
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import LoadCounts, TableRef
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError, WatermarkError
-from airflow_provider_sync.staging.files import read_staged
+from airflow_provider_sync.staging.files import read_manifest
 from airflow_provider_sync.staging.manifest import Manifest
 
 from .extract import driver_errors, open_connection
+from .ownership import claim_target
 from .progress import ProgressReporter
 from .quarantine import LoadRejects, QuarantineWriter
 from .specs import LoadSpec
@@ -60,10 +62,30 @@ class LoadResult:
     range_start: str | None = None
     range_end: str | None = None
     quarantined: int = 0
+    seconds: float = 0.0  # the load's own time, connect to commit: its rows/s
 
     @property
     def rows_loaded(self) -> int:
         return self.inserted + self.updated
+
+    def summary(self) -> str:
+        """One short log line: what was written, and how fast."""
+        from .progress import format_duration, format_rate
+
+        if self.ledger_skipped:
+            return f"{self.mode}, range already loaded: nothing written ({self.rows_staged:,} rows staged)"
+        rows = f"{self.rows_loaded:,} rows"
+        if self.rows_loaded != self.rows_staged:
+            rows += f" of {self.rows_staged:,} staged"
+        counts = f"{self.inserted:,} inserted"
+        if self.mode == "upsert":
+            counts += f", {self.updated:,} updated, {self.unchanged:,} unchanged"
+        if self.quarantined:
+            counts += f", {self.quarantined:,} quarantined"
+        return (
+            f"{self.mode}, {rows} ({counts}) in {format_duration(self.seconds)}, "
+            f"{format_rate(self.rows_loaded, self.seconds)}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "rows_loaded": self.rows_loaded}
@@ -182,10 +204,12 @@ def load_from_staging(
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     schema = manifest.arrow_schema
+    started = time.monotonic()
     with driver_errors(dialect):
         conn = open_connection(dialect, spec)
         try:
             dialect.begin_write(conn)
+            claim_target(dialect, conn, spec, manifest, logger)  # the table's lock, and who may load it
             rejects = (
                 LoadRejects.open(dialect, conn, spec.target, manifest, quarantine)
                 if on_load_error == "quarantine"
@@ -202,16 +226,17 @@ def load_from_staging(
             raise
         finally:
             conn.close()
-    logger.info("load %s (%s): %s", spec.target, spec.mode, json.dumps(result.to_json()))
+    result = replace(result, seconds=round(time.monotonic() - started, 3))
+    logger.info("load %s: %s", spec.target, result.summary())
     return result
 
 
 def _batches(manifest: Manifest, logger: logging.Logger, label: str) -> Iterator[pa.RecordBatch]:
     progress = ProgressReporter(logger, label, total=manifest.rows or None)
-    for batch in read_staged(manifest.files):
+    for batch in read_manifest(manifest):  # each file checked against its rows and SHA-256
+        yield batch  # counted once written: the percent tells what the target already has
         progress.add(batch.num_rows)
-        yield batch
-    progress.finish()
+    progress.finish(log=False)  # the load's summary line follows, timed connect to commit
 
 
 def _append_or_upsert(

@@ -100,10 +100,11 @@ def publish_from_staging(
     target = kafka_target_spec(spec, manifest)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        from airflow_provider_sync.staging.files import read_staged
+        from airflow_provider_sync.staging.files import read_manifest
 
         progress = ProgressReporter(logger, f"publish {target.topic}", total=manifest.rows or None)
-        for batch in read_staged(manifest.files):
+        # Published messages cannot be taken back: check each file completely before sending any of it.
+        for batch in read_manifest(manifest, check_first=True):
             progress.add(batch.num_rows)
             yield batch
         progress.finish()

@@ -3,7 +3,8 @@
 The table is declared once as an Arrow schema and created through the dialect's ``create_table_sql``, so
 each database gets its own types (native JSON for ``row_json`` where there is one). ``row_json`` holds the
 row as the step saw it (after masking and encryption when those steps ran before), encoded JSON-safe:
-decimals as strings, timestamps as ISO 8601, bytes as base64.
+decimals as strings, timestamps as ISO 8601, bytes as base64, and NUL characters (which PostgreSQL text and
+jsonb refuse, even as ``\u0000``) as the visible marker ``NUL_MARKER``.
 
 :class:`RowIsolator` is the load's part: when the target rejects a batch, it bisects the batch under
 savepoints of the load transaction until the rejected rows are alone, keeps the rest, and collects the
@@ -42,6 +43,8 @@ _SAVEPOINT = "sync_isolate"
 _ROW_SQLSTATE_CLASSES = ("22", "23")
 # PEP 249 exception classes that mean "this data", not "this connection" or "this statement".
 _ROW_ERROR_CLASSES = ("IntegrityError", "DataError")
+#: What a NUL character (U+0000) in a quarantined value or reason becomes: U+2400 SYMBOL FOR NULL.
+NUL_MARKER = "\u2400"
 
 
 @cache
@@ -67,7 +70,9 @@ def quarantine_schema() -> pa.Schema:
 
 def json_safe(value: Any) -> Any:
     """``value`` as something ``json.dumps`` takes without loss of meaning."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        return without_nul(value)
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
@@ -80,10 +85,16 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {without_nul(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+def without_nul(text: str) -> str:
+    """``text`` with each NUL character replaced by :data:`NUL_MARKER`: a row holding one must still reach
+    the quarantine table (the bad value is often why it is there)."""
+    return text.replace("\x00", NUL_MARKER) if "\x00" in text else text
 
 
 def rows_as_json(rows: pa.RecordBatch) -> list[str]:
@@ -159,8 +170,8 @@ class QuarantineWriter:
             "run_id": [run_id] * count,
             "table_name": [table] * count,
             "step": [step] * count,
-            "rule": rules,
-            "reason": reasons,
+            "rule": [without_nul(rule) for rule in rules],
+            "reason": [None if r is None else without_nul(r) for r in reasons],
             "quarantined_at": [now] * count,
             "row_json": rows_as_json(rows),
         }

@@ -40,7 +40,7 @@ class ExtractSpec:
     strategy: Literal["timestamp", "sequence", "version", "full"] = "timestamp"
     cursor_column: str | None = None
     key_columns: tuple[str, ...] = ()
-    lag: dt.timedelta | int | Decimal | None = None
+    lag: dt.timedelta | int | float | Decimal | None = None
     initial_value: Any = None
     end_value: Any = None
     batch_size: int = 10_000
@@ -95,7 +95,8 @@ class LoadSpec:
     """Where and how staged rows land. ``pipeline`` identifies the pipeline in the append ledger.
 
     ``table_options`` lays out a table the load creates, for the dialect they name; ``publish`` applies when
-    the target is a message broker rather than a database.
+    the target is a message broker rather than a database. ``target_shared``: other pipelines may load the
+    same table (each must say so; see :mod:`.ownership`).
     """
 
     connection: ConnectionInfo
@@ -109,6 +110,7 @@ class LoadSpec:
     ledger_schema: str | None = None
     table_options: TableOptions | None = None
     publish: PublishOptions | None = None
+    target_shared: bool = False
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -67,9 +67,17 @@ class NewRowsSensor(BaseSensorOperator):
         self.deferrable = deferrable
 
     def _watermark(self) -> dict[str, Any] | None:
-        from airflow_provider_sync.watermarks import read_in_task
+        """The stored watermark, checked against the table's strategy: a damaged one fails the sensor
+        (naming the Variable) instead of waiting forever or treating the table as never synced."""
+        from airflow_provider_sync.watermarks import parse_stored, read_in_task
 
-        return read_in_task(str(self.pipeline_info["dag_id"]), str(self.table_spec["name"]))
+        dag_id, table = str(self.pipeline_info["dag_id"]), str(self.table_spec["name"])
+        stored = read_in_task(dag_id, table)
+        if stored is not None:
+            incremental = self.table_spec.get("incremental") or {}
+            strategy, zone = incremental.get("strategy"), str(incremental.get("source_timezone") or "UTC")
+            parse_stored(dag_id, table, stored, strategy, zone)
+        return stored
 
     def poke(self, context: Context) -> bool:
         return source_has_new_rows(self.table_spec, self._watermark())

@@ -13,8 +13,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .verify import HashingWriter, StagedPart
+
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from .manifest import Manifest
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 DEFAULT_COMPRESSION = "zstd"
@@ -53,7 +57,8 @@ def run_dir(root: Any, dag_id: str, run_id: str) -> Any:
 
 class StageWriter:
     """Writes record batches as compressed Arrow IPC stream files, starting a new part file every
-    ``rows_per_file`` rows. Use as a context manager; ``files`` lists the URLs written."""
+    ``rows_per_file`` rows. Use as a context manager; ``files`` lists the URLs written and ``parts`` what
+    each holds (rows, bytes, SHA-256) for the manifest, complete once the writer is closed."""
 
     def __init__(
         self,
@@ -70,9 +75,11 @@ class StageWriter:
         self.rows_per_file = rows_per_file
         self.options = pa.ipc.IpcWriteOptions(compression=compression)
         self.files: list[str] = []
+        self.parts: list[StagedPart] = []
         self.rows = 0
         self._rows_in_file = 0
         self._handle: Any = None
+        self._hashing: HashingWriter | None = None
         self._writer: Any = None
         directory.mkdir(parents=True, exist_ok=True)
 
@@ -82,7 +89,9 @@ class StageWriter:
         self._close_current()
         path = self.directory / f"part-{len(self.files):05d}.arrow"
         self._handle = path.open("wb")
-        self._writer = pa.ipc.new_stream(self._handle, self.schema, options=self.options)
+        # Every byte is hashed on its way out, so the manifest can vouch for the file without a re-read.
+        self._hashing = HashingWriter(self._handle)
+        self._writer = pa.ipc.new_stream(self._hashing, self.schema, options=self.options)
         self.files.append(str(path))
         self._rows_in_file = 0
 
@@ -90,7 +99,10 @@ class StageWriter:
         if self._writer is not None:
             self._writer.close()
             self._handle.close()
-            self._writer = self._handle = None
+            assert self._hashing is not None
+            digest, size = self._hashing.digest.hexdigest(), self._hashing.size
+            self.parts.append(StagedPart(self.files[-1], self._rows_in_file, size, digest))
+            self._writer = self._handle = self._hashing = None
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None or self._rows_in_file >= self.rows_per_file:
@@ -115,8 +127,19 @@ class StageWriter:
         self.close()
 
 
+def read_manifest(manifest: Manifest, *, check_first: bool = False) -> Iterator[pa.RecordBatch]:
+    """Yield the record batches of a manifest's staged files in order, one batch in memory at a time,
+    each file checked against the rows, size and SHA-256 its manifest recorded (a mismatch raises
+    :class:`~.verify.StagedFileError`). Every step that reads staged rows reads them through here.
+    ``check_first`` hashes each file before yielding its rows, for sinks that cannot roll rows back."""
+    from .verify import read_parts
+
+    return read_parts(manifest.staged_parts(), check_first=check_first)
+
+
 def read_staged(files: Iterable[str]) -> Iterator[pa.RecordBatch]:
-    """Yield the record batches of staged files in order, one batch in memory at a time."""
+    """Yield the record batches of staged files in order, UNCHECKED: for inspecting files by hand and in
+    tests. Pipeline steps read through :func:`read_manifest`."""
     import pyarrow as pa
 
     for url in files:

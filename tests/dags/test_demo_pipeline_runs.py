@@ -121,13 +121,14 @@ def test_an_edited_or_reset_watermark_resyncs_from_that_point(
                 "2026-01-01T16:35:00+00:00",
                 "--key",
                 "993",
+                "--yes",
             ]
         )
         == 0
     )
     assert run_pipeline("demo_orders").state == "success"
     assert _watermark("demo_orders", "orders")["rows"] == 6  # type: ignore[index]
-    assert cli(["watermark", "reset", "demo_orders", "orders"]) == 0
+    assert cli(["watermark", "reset", "demo_orders", "orders", "--yes"]) == 0
     assert _watermark("demo_orders", "orders") is None
     assert run_pipeline("demo_orders").state == "success"
     assert _watermark("demo_orders", "orders")["rows"] == 1000  # type: ignore[index]

@@ -44,6 +44,7 @@ def _manifest(tmp_path: Path, rows: int) -> Manifest:
         table="events",
         step="extract",
         files=writer.files,
+        parts=writer.parts,
         rows=rows,
         schema=schema_to_text(SCHEMA),
         strategy="sequence",

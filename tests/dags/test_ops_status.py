@@ -50,6 +50,8 @@ def test_status_before_any_run_says_so(demo: Path, capsys: pytest.CaptureFixture
             "result": None,
             "rows_loaded": None,
             "duration_s": None,
+            "warning": None,
+            "error": None,
             "note": None,
         }
     ]
@@ -66,7 +68,7 @@ def test_status_after_a_successful_and_a_failed_run(
     before = dt.datetime.now(dt.timezone.utc)
     (status,) = _status_json(capsys, "demo_orders")
     after = dt.datetime.now(dt.timezone.utc)
-    assert status["watermark"] == f"{CURSOR_AFTER_FIRST_RUN.isoformat()} key [1000]"
+    assert status["watermark"] == f"{CURSOR_AFTER_FIRST_RUN.isoformat()} key 1000"
     assert (before - CURSOR_AFTER_FIRST_RUN).total_seconds() - 1 <= status["lag_s"]
     assert status["lag_s"] <= (after - CURSOR_AFTER_FIRST_RUN).total_seconds() + 1
     assert (status["last_run_id"], status["result"], status["rows_loaded"]) == (first.run_id, "success", 1000)
@@ -88,7 +90,7 @@ def test_status_after_a_successful_and_a_failed_run(
     failed = run_pipeline("demo_orders")
     assert failed.state == "failed"
     (status,) = _status_json(capsys, "demo_orders")
-    assert status["watermark"] == f"{CURSOR_AFTER_FIRST_RUN.isoformat()} key [1000]"
+    assert status["watermark"] == f"{CURSOR_AFTER_FIRST_RUN.isoformat()} key 1000"
     assert (status["last_run_id"], status["result"]) == (failed.run_id, "failed")
 
 

@@ -31,24 +31,37 @@ class TaskInstance:
 
 def staged(tmp_path: Path, rows: int = 100) -> Manifest:
     batch = pa.RecordBatch.from_pylist(
-        [{"id": i, "email": f"{SECRET_LOOKING}{i}" if i % 10 == 0 else f"u{i}@mail.test"}
-         for i in range(rows)]
+        [
+            {"id": i, "email": f"{SECRET_LOOKING}{i}" if i % 10 == 0 else f"u{i}@mail.test"}
+            for i in range(rows)
+        ]
     )
     with StageWriter(tmp_path / "extract", batch.schema) as writer:
         writer.write(batch.slice(0, 40))
         writer.write(batch.slice(40))
     schema = schema_to_text(batch.schema)
-    return Manifest("ops_dag", "manual__1", "people", "extract", writer.files, rows, schema)
+    return Manifest(
+        "ops_dag", "manual__1", "people", "extract", writer.files, rows, schema, parts=writer.parts
+    )
 
 
 def validate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **step: Any) -> tuple[ValidateOperator, Path]:
     database = tmp_path / "target.db"
     monkeypatch.setenv("AIRFLOW_CONN_OPS_TARGET", f"sqlite:///{database}")
-    spec = {"name": "people", "source": {"conn_id": "ops_target", "table": "people"},
-            "target": {"conn_id": "ops_target", "table": "people_copy", "keys": ["id"]}, "incremental": {},
-            "steps": [{"validate": step}]}
-    operator = ValidateOperator(task_id="people.validate", table_spec=spec, step=step,
-                                pipeline_info={"dag_id": "ops_dag"}, input_task_id="people.extract")
+    spec = {
+        "name": "people",
+        "source": {"conn_id": "ops_target", "table": "people"},
+        "target": {"conn_id": "ops_target", "table": "people_copy", "keys": ["id"]},
+        "incremental": {},
+        "steps": [{"validate": step}],
+    }
+    operator = ValidateOperator(
+        task_id="people.validate",
+        table_spec=spec,
+        step=step,
+        pipeline_info={"dag_id": "ops_dag"},
+        input_task_id="people.extract",
+    )
     return operator, database
 
 

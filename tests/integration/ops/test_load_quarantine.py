@@ -77,6 +77,7 @@ def stage(tmp_path: Path, run_id: str = "run1", rows: int = ROWS) -> Manifest:
         table="orders",
         step="schema_map",
         files=writer.files,
+        parts=writer.parts,
         rows=rows,
         schema=schema_to_text(SCHEMA),
     )

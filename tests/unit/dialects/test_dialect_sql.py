@@ -327,7 +327,7 @@ def test_parameters_are_bound_in_utc() -> None:
 
     paris = dt.datetime(2024, 7, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert get_dialect("mysql").bind_params([paris, 1]) == [dt.datetime(2024, 7, 1, 10, 0), 1]
-    assert get_dialect("sqlite").bind_params({"p1": paris}) == {"p1": "2024-07-01 10:00:00+00:00"}
+    assert get_dialect("sqlite").bind_params({"p1": paris}) == {"p1": "2024-07-01 10:00:00.000000+00:00"}
     assert get_dialect("postgres").bind_params([paris]) == [paris]  # psycopg sends the offset itself
 
 
