@@ -39,11 +39,25 @@ def _utc(value: date | datetime | None) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+# Presets that are not a cron tick: Airflow handles them itself.
+_NON_CRON_PRESETS = ("@once", "@continuous")
+
+
 def _schedule(value: Any) -> Any:
+    """Airflow schedule for the YAML ``schedule`` value.
+
+    A cron string or preset becomes ``CronDataIntervalTimetable``: each run covers the real interval
+    ``[previous tick, tick)``, so backfill runs read exactly their period. A plain cron string would give
+    ``CronTriggerTimetable`` (Airflow's default), whose runs have empty data intervals.
+    """
     if isinstance(value, AssetSchedule):
         from airflow.sdk import Asset
 
         return [Asset(uri) for uri in value.assets]
+    if isinstance(value, str) and value not in _NON_CRON_PRESETS:
+        from airflow.sdk import CronDataIntervalTimetable
+
+        return CronDataIntervalTimetable(value, timezone="UTC")
     return value
 
 

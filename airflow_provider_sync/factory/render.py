@@ -22,7 +22,9 @@ def _describe(task: Any) -> str:
 
 def render_dag(dag: Any) -> str:
     schedule = dag.schedule
-    summary = "manual" if schedule is None else str(schedule)
+    # A cron schedule is a CronDataIntervalTimetable (see builder._schedule): show its expression.
+    expression = getattr(schedule, "expression", None)
+    summary = "manual" if schedule is None else str(expression or schedule)
     lines = [f"DAG {dag.dag_id}  (schedule: {summary})"]
     groups: dict[str, list[Any]] = {}
     for task in dag.topological_sort():

@@ -96,7 +96,7 @@ def run_values(history: list[dict[str, Any]]) -> dict[str, Any]:
 
 class AuditLogOperator(SyncTableOperator):
     """Writes the run row of a table once its sync succeeded: rows per stage, rejects by rule, watermark move,
-    key ids, duration and rows/s, and logs the same as a summary block."""
+    key ids and duration, and logs a short summary with the extract's and the load's own rows/s."""
 
     ui_color = "#eeeeee"
     audit_step = "audit"
@@ -120,7 +120,8 @@ class AuditLogOperator(SyncTableOperator):
             watermark_before=watermark.get("before"), watermark_after=watermark.get("after"), **values
         )
         write_audit(self, final)
-        self.log.info("%s", summary_block(self.table.name, final))
+        timings = step_timings(manifest.get("history") or [])
+        self.log.info("%s", summary_block(self.table.name, final, timings))
         return StepOutcome(
             xcom={
                 "run": final.column_values()
@@ -129,24 +130,87 @@ class AuditLogOperator(SyncTableOperator):
         )
 
 
-def summary_block(table: str, record: AuditRecord) -> str:
-    duration = record.duration_s or 0.0
-    loaded = record.rows_loaded or 0
-    rate = f"{(record.rows_extracted or 0) / duration:,.0f} rows/s" if duration else "-"
-    rules = ", ".join(f"{rule}={count}" for rule, count in sorted((record.rejected_by_rule or {}).items()))
-    return "\n".join(
-        [
-            f"==== sync summary: {table} ====",
-            f"rows extracted   {record.rows_extracted or 0:>12,}",
-            f"rows valid       {record.rows_valid if record.rows_valid is not None else '-':>12}",
-            f"rows rejected    {record.rows_rejected or 0:>12,}   {rules}",
-            f"rows masked      {record.rows_masked or 0:>12,}",
-            f"rows encrypted   {record.rows_encrypted or 0:>12,}",
-            f"rows loaded      {loaded:>12,}   skipped {record.rows_skipped or 0:,}",
-            f"watermark        {record.watermark_before} -> {record.watermark_after}",
-            f"duration         {duration:>12.1f} s   ({rate})",
-        ]
-    )
+#: Summary lines stay within this width, so they read in a log viewer without scrolling.
+WIDTH = 100
+
+
+def cursor_value(encoded: Any) -> Any:
+    """A stored cursor or key value as plain JSON: ISO text for times and dates, text for decimals."""
+    from airflow_provider_sync.core.watermark import decode_value
+
+    value = decode_value(encoded)
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def watermark_text(data: Mapping[str, Any] | None) -> str:
+    """``2024-01-02T00:00:00+00:00 key 17`` for a stored watermark; ``none`` before the first commit."""
+    if not data:
+        return "none"
+    text = str(cursor_value(data.get("cursor")))
+    keys = [str(cursor_value(value)) for value in data.get("key") or ()]
+    return f"{text} key {', '.join(keys)}" if keys else text
+
+
+def step_timings(history: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """Rows and seconds of the extract and the load, each over its own work (not the run's wall time)."""
+    timings: dict[str, tuple[int, float]] = {}
+    for record in history:
+        step, details = record.get("step", ""), record.get("details") or {}
+        if step in ("extract", "load") and details.get("seconds") is not None:
+            rows = details.get("rows_loaded", record.get("rows_out")) if step == "load" else None
+            timings[step] = (int(rows if rows is not None else record.get("rows_out") or 0),
+                             float(details["seconds"]))
+    return timings
+
+
+def _clip(text: str, width: int = WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _field(name: str, value: str) -> list[str]:
+    """``  name      value`` lines, the value wrapped at commas to stay within :data:`WIDTH`."""
+    import textwrap
+
+    indent = f"  {name:<10}"
+    lines = textwrap.wrap(value, WIDTH, initial_indent=indent, subsequent_indent=" " * len(indent),
+                          break_long_words=False, break_on_hyphens=False)
+    return [_clip(line) for line in lines] or [indent.rstrip()]
+
+
+def _watermark_lines(before: Any, after: Any) -> list[str]:
+    one = f"{watermark_text(before)} -> {watermark_text(after)}"
+    if len(one) + 12 <= WIDTH:
+        return _field("watermark", one)
+    return [_clip(f"  watermark from {watermark_text(before)}"), _clip(f"{'to':>16} {watermark_text(after)}")]
+
+
+def summary_block(
+    table: str, record: AuditRecord, timings: Mapping[str, tuple[int, float]] | None = None
+) -> str:
+    """The run's summary for the task log: a few short lines, none wider than :data:`WIDTH`."""
+    from airflow_provider_sync.pipeline.progress import format_duration, format_rate
+
+    rows = [f"{record.rows_extracted or 0:,} extracted"]
+    if record.rows_valid is not None:
+        rows.append(f"{record.rows_valid:,} valid")
+    rows += [f"{record.rows_rejected or 0:,} rejected", f"{record.rows_loaded or 0:,} loaded",
+             f"{record.rows_skipped or 0:,} skipped"]
+    lines = [_clip(f"sync summary {table}: {record.status}, run took "
+                   f"{format_duration(record.duration_s or 0.0)}"), *_field("rows", ", ".join(rows))]
+    rules = sorted((record.rejected_by_rule or {}).items())
+    if rules:
+        lines += _field("rejected", ", ".join(f"{rule}={count:,}" for rule, count in rules))
+    if record.rows_masked or record.rows_encrypted:
+        protected = f"{record.rows_masked or 0:,} masked, {record.rows_encrypted or 0:,} encrypted"
+        lines += _field("protected", protected)
+    lines += _watermark_lines(record.watermark_before, record.watermark_after)
+    for step, (count, seconds) in (timings or {}).items():
+        lines += _field(step, f"{count:,} rows in {format_duration(seconds)}, {format_rate(count, seconds)}")
+    return "\n".join(lines)
 
 
 def audit_failed_run(context: Mapping[str, Any]) -> None:

@@ -1,14 +1,43 @@
-"""Cheap checks against a source that do not extract anything (used by the new-rows sensor)."""
+"""Cheap checks against a source that do not extract anything: new rows (the new-rows sensor), and how many
+rows a read will return (the extract's progress percent and ETA)."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.core.watermark import Watermark
 from airflow_provider_sync.dialects import get_dialect
+from airflow_provider_sync.dialects.types import Query, TableRef
 
 from .extract import _bounds, driver_errors, open_connection, plan_range
 from .specs import ExtractSpec
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.dialects.base import Dialect
+
+log = logging.getLogger(__name__)
+
+
+def estimate_rows_read(
+    dialect: Dialect, conn: Any, source: TableRef | str, query: Query, *, whole_table: bool
+) -> int | None:
+    """How many rows ``query`` will return, from database statistics only (nothing is scanned), or None.
+
+    A read of the whole table takes the table's row statistics; a range read (or a query source) takes the
+    planner's estimate of the query itself, which databases give only when an index bounds the range. An
+    estimate that cannot be read (an unusual plan) costs the percent, never the run; the statements
+    themselves fail only where the read that follows would fail too.
+    """
+    try:
+        if whole_table and isinstance(source, TableRef):
+            estimate = dialect.estimate_rows(conn, source)
+            if estimate is not None:
+                return estimate
+        return dialect.estimate_query_rows(conn, query)
+    except Exception as exc:  # an estimate is optional: the extract goes on without one
+        log.info("No row estimate for the progress lines (%s)", type(exc).__name__)
+        return None
 
 
 def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:

@@ -27,6 +27,7 @@ from airflow_provider_sync.staging import (
     staging_root,
     step_dir,
 )
+from airflow_provider_sync.staging.verify import StagedPart
 
 SCHEMA = pa.schema(
     [
@@ -89,6 +90,7 @@ def test_manifest_json_round_trip_and_next_step(tmp_path: Path) -> None:
         table="orders",
         step="extract",
         files=["file:///x/part-00000.arrow"],
+        parts=[StagedPart("file:///x/part-00000.arrow", 10, 123, "a" * 64)],
         rows=10,
         schema=schema_to_text(SCHEMA),
         range={"mode": "incremental", "start": None},
@@ -101,21 +103,28 @@ def test_manifest_json_round_trip_and_next_step(tmp_path: Path) -> None:
         history=[StepRecord("extract", 10, 10)],
     )
     data = json.loads(json.dumps(manifest.to_json()))
-    assert data["version"] == 1
+    assert data["version"] == 2 and data["parts"][0] == {
+        "file": "file:///x/part-00000.arrow", "rows": 10, "size": 123, "sha256": "a" * 64
+    }
     restored = Manifest.from_json(data)
     assert restored == manifest and restored.arrow_schema == SCHEMA
+    assert restored.staged_parts() == [StagedPart("file:///x/part-00000.arrow", 10, 123, "a" * 64)]
     assert restored.arrow_schema.field("doc").metadata == {b"sync.type": b"json"}
     masked = restored.next_step(
-        "mask", ["file:///y"], 8, SCHEMA.remove(3), StepRecord("mask", 10, 8, {"email": 2}), rejected=2
+        "mask", [StagedPart("file:///y", 8, 1, "b" * 64)], 8, SCHEMA.remove(3),
+        StepRecord("mask", 10, 8, {"email": 2}), rejected=2,
     )
+    assert masked.files == ["file:///y"] and masked.staged_parts()[0].rows == 8
+    # The same files (the load step's manifest) keep their checksums.
+    assert restored.next_step("load", restored.files, 10, SCHEMA).parts == restored.parts
     assert masked.step == "mask" and masked.rows == 8 and masked.last == manifest.last
     assert [r.step for r in masked.history] == ["extract", "mask"] and masked.counters["rejected"] == 2
     assert masked.arrow_schema.names == ["id", "amount", "at"]
 
 
 def test_manifest_from_another_version_is_refused() -> None:
-    with pytest.raises(TerminalError, match="manifest version 2 is not supported"):
-        Manifest.from_json({"version": 2})
+    with pytest.raises(TerminalError, match="manifest version 1 is not supported"):
+        Manifest.from_json({"version": 1})
 
 
 def test_cleanup_leaves_other_runs(tmp_path: Path) -> None:
@@ -157,9 +166,9 @@ def test_progress_reports_rate_percent_and_eta(caplog: pytest.LogCaptureFixture)
         now[0] = 20.0
         summary = reporter.finish()
     assert next(r.getMessage() for r in caplog.records) == (
-        "extract orders: 500 rows, 50 rows/s, 50.0% of ~1,000, ETA 10s"
+        "extract orders: 500 / 1,000 rows (50%), 50 rows/s, ETA 10s"
     )
-    assert summary == "extract orders: done, 500 rows in 20.0s (25 rows/s)"
+    assert summary == "extract orders: done, 500 rows in 20s, 25 rows/s"
 
 
 def test_connection_info_from_uri_and_airflow() -> None:
