@@ -148,7 +148,8 @@ def check_expanded(root: yaml.Node) -> None:
         key = id(node)
         if key in open_nodes:
             raise LimitError(
-                "an alias refers to a node that contains it (a recursive structure)",
+                "an alias refers to a node that contains it (a recursive structure); an anchor (&name) "
+                "cannot be used (*name) inside its own value",
                 line,
                 path[:_SHOWN_PARTS],
             )

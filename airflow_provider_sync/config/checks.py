@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from airflow_provider_sync.config.types import parse_duration
@@ -158,26 +159,61 @@ def lag_for_strategy(lag: timedelta | int | float | None, strategy: str | None) 
     return int(lag)
 
 
+# NUMERIC(38) is the widest whole number the supported databases hold; a cursor beyond it cannot be compared.
+_MAX_CURSOR_DIGITS = 38
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    text = value.isoformat() if isinstance(value, date) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cursor(name: str, raw: Any, strategy: str, source_timezone: str) -> Any:
+    from airflow_provider_sync.core.watermark import normalize_cursor, to_source_naive
+    from airflow_provider_sync.errors import WatermarkError
+
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise ValueError(f"{name} must be a finite value, got {raw!r}")
+    if isinstance(raw, str) and len(raw.strip()) > 64:
+        raise ValueError(f"{name} is {len(raw)} characters long, longer than any cursor value (64 at most)")
+    try:
+        value = normalize_cursor(raw, strategy, source_timezone)
+        if isinstance(value, datetime):
+            to_source_naive(value, source_timezone)  # the run compares in the source's zone too
+    except OverflowError:
+        raise ValueError(
+            f"{name} {_shown(raw)} lies outside the years 1 to 9999 once moved between UTC and "
+            f"{source_timezone}; give a date inside that range"
+        ) from None
+    except (WatermarkError, ArithmeticError, ValueError) as exc:
+        raise ValueError(f"{name} {_shown(raw)} does not fit strategy {strategy!r}: {exc}") from None
+    if isinstance(value, (int, Decimal)) and not _fits_numeric(value):
+        raise ValueError(
+            f"{name} must be a finite number of at most {_MAX_CURSOR_DIGITS} digits, as a cursor column holds"
+        )
+    return value
+
+
+def _fits_numeric(value: int | Decimal) -> bool:
+    if isinstance(value, Decimal):
+        return value.is_finite() and value.adjusted() < _MAX_CURSOR_DIGITS
+    return bool(abs(value) < 10**_MAX_CURSOR_DIGITS)
+
+
 def check_cursor_bounds(
     initial_value: Any, end_value: Any, strategy: str | None, source_timezone: str | None
 ) -> None:
     """``initial_value`` and ``end_value`` read as the strategy's cursor type, and initial <= end."""
     if strategy is None or strategy == "full":
         return
-    from airflow_provider_sync.core.watermark import normalize_cursor
-    from airflow_provider_sync.errors import WatermarkError
-
     values: dict[str, Any] = {}
     for name, raw in (("initial_value", initial_value), ("end_value", end_value)):
-        if raw is None:
-            continue
-        if isinstance(raw, float) and not math.isfinite(raw):
-            raise ValueError(f"{name} must be a finite value, got {raw!r}")
-        try:
-            values[name] = normalize_cursor(raw, strategy, source_timezone or "UTC")
-        except (WatermarkError, ArithmeticError, ValueError, OverflowError) as exc:
-            raise ValueError(f"{name} {raw!r} does not fit strategy {strategy!r}: {exc}") from None
+        if raw is not None:
+            values[name] = _cursor(name, raw, strategy, source_timezone or "UTC")
     if len(values) == 2 and values["initial_value"] > values["end_value"]:
         raise ValueError(
-            f"initial_value {initial_value!r} lies after end_value {end_value!r}: nothing would ever be read"
+            f"initial_value {_shown(initial_value)} lies after end_value {_shown(end_value)}: "
+            "nothing would ever be read; give an initial_value before the end_value"
         )

@@ -22,8 +22,55 @@ _URI_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]+@")
 def show_value(value: Any) -> str:
     if value is HIDDEN:
         return str(value)
-    text = _URI_PASSWORD.sub(r"\1***@", repr(value))
+    if isinstance(value, int) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # a container holding an integer too long to print
+        return "a value too large to show"
+    text = _URI_PASSWORD.sub(r"\1***@", text)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _described(value: Any) -> str:
+    """What a wrong value is, in YAML words: ``text 'abc'``, ``the number 5``, ``a list``."""
+    if value is HIDDEN:
+        return str(value)
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {show_value(value)}"
+    if isinstance(value, str):
+        return f"the text {show_value(value)}"
+    if isinstance(value, dict):
+        return f"a mapping {show_value(value)}"
+    if isinstance(value, list):
+        return f"a list {show_value(value)}"
+    return "null" if value is None else show_value(value)
+
+
+# Patterns of the models, said in words.
+_PATTERN_HELP = {
+    r"^[A-Za-z0-9_.\-]{1,250}$": "1 to 250 letters, digits, '_', '.' or '-'",
+    r"^[A-Za-z_][A-Za-z0-9_]{0,63}$": "a letter or '_' followed by letters, digits or '_' (64 at most)",
+    r"^[a-z][a-z0-9+.-]*://": "a URL such as s3://bucket/sync or file:///data/staging",
+}
+_TYPE_WORDS = {
+    "string_type": "must be text",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "finite_number": "must be a finite number",
+    "list_type": "must be a list ([a, b], or one '- item' per line)",
+    **dict.fromkeys(
+        ("date_parsing", "date_type", "datetime_parsing", "datetime_type", "date_from_datetime_parsing"),
+        "must be a date such as 2025-01-31 or 2025-01-31T06:00:00Z",
+    ),
+}
 
 
 def did_you_mean(word: str, allowed: list[str]) -> str:
@@ -92,18 +139,40 @@ def _message(error: Any, model: type[BaseModel], path: PathKey) -> str:
     if kind == "missing":
         return f"required key {key!r} is missing"
     if kind == "literal_error":
-        expected = context.get("expected", "")
-        options = [
-            option.strip(" '") for option in expected.replace(" or ", ",").split(",") if option.strip()
-        ]
-        hint = did_you_mean(str(value), options) if isinstance(value, str) else ""
-        return f"{show_value(value)} is not allowed; allowed values: {expected}.{hint}"
+        return _literal_message(value, str(context.get("expected", "")))
+    if kind == "union_tag_invalid":
+        options = [tag.strip(" '") for tag in str(context.get("expected_tags", "")).split(",")]
+        tag = context.get("tag")
+        hint = did_you_mean(str(tag), options)
+        expected_tags = context.get("expected_tags")
+        return (
+            f"{context.get('discriminator')} {tag!r} is not allowed; allowed values: {expected_tags}.{hint}"
+        )
     if kind == "value_error":
-        message = error["msg"].removeprefix("Value error, ")
-        return message if repr(value) in message else f"{message} (got {show_value(value)})"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        shown = isinstance(value, (str, int, float)) and not isinstance(value, bool)
+        if not shown or repr(value) in message:
+            return message  # a whole mapping or a repr() is noise: the message names what is wrong
+        return f"{message} (got {show_value(value)})"
     if kind == "string_pattern_mismatch":
-        return f"{show_value(value)} does not match the allowed pattern {context.get('pattern')}"
+        pattern = str(context.get("pattern"))
+        wanted = _PATTERN_HELP.get(pattern, f"text matching {pattern}")
+        return f"{show_value(value)} is not allowed here: use {wanted}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        allowed = allowed_keys(model, path)
+        keys = f" with keys such as {', '.join(allowed)}" if allowed else ""
+        return f"must be a mapping (key: value lines){keys}; got {_described(value)}"
+    if kind in _TYPE_WORDS:
+        return f"{_TYPE_WORDS[kind]}; got {_described(value)}"
     return f"{error['msg']} (got {show_value(value)})"
+
+
+def _literal_message(value: Any, expected: str) -> str:
+    options = [option.strip(" '") for option in expected.replace(" or ", ",").split(",") if option.strip()]
+    if isinstance(value, str) and value in options and f"'{value}'" not in expected:
+        return f"{show_value(value)} is not allowed; allowed values: {expected} (a number: write it unquoted)"
+    hint = did_you_mean(value, options) if isinstance(value, str) else ""
+    return f"{show_value(value)} is not allowed; allowed values: {expected}.{hint}"
 
 
 def issues_from_validation(

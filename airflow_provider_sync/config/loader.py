@@ -27,6 +27,13 @@ from airflow_provider_sync.config.bounded import (
 from airflow_provider_sync.config.bounded import (
     PathKey as PathKey,  # re-exported: the path type of every located issue
 )
+from airflow_provider_sync.config.yaml_messages import (
+    CONSTRUCTION_ERRORS,
+    encodable,
+    key_message,
+    syntax_message,
+    unreadable_message,
+)
 from airflow_provider_sync.errors import ConfigError, ConfigIssue
 
 _ENV_REFERENCE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -60,7 +67,12 @@ def format_path(path: PathKey) -> str:
     """``("tables", 2, "steps", 0)`` → ``tables[2].steps[0]``."""
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        # Keys are shown in terminals and logs: control characters (NUL, ANSI escapes) are shown escaped.
+        name = str(part) if str(part).isprintable() else repr(str(part))[1:-1]
+        text += f".{name}" if text else name
     return text
 
 
@@ -72,7 +84,8 @@ class _ValueProblem(Exception):
         self.node = node
 
 
-_TAG_NAMES = {"timestamp": "a date", "int": "an integer", "float": "a number", "bool": "a boolean"}
+# Python refuses to print an int of more than 4300 digits; 14,000 bits is about that size.
+_MAX_INT_BITS = 14_000
 
 
 class _PipelineLoader(BoundedSafeLoader):
@@ -80,16 +93,20 @@ class _PipelineLoader(BoundedSafeLoader):
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
-            return super().construct_object(node, deep)
+            value = super().construct_object(node, deep)
         except (yaml.YAMLError, _ValueProblem):
             raise
-        except (ValueError, OverflowError, TypeError, ArithmeticError) as exc:
-            kind = _TAG_NAMES.get(str(node.tag).rsplit(":", 1)[-1], "a value")
-            shown = node.value if isinstance(node.value, str) else "value"
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        except CONSTRUCTION_ERRORS as exc:
+            raise _ValueProblem(node, unreadable_message(node, exc)) from None
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            raise _ValueProblem(node, "an integer of more than 4300 digits is far beyond any setting")
+        if isinstance(value, str) and not encodable(value):
             raise _ValueProblem(
-                node, f"{shown!r} cannot be read as {kind}: {exc}; quote it to keep it as text"
-            ) from None
+                node,
+                "the text holds an escaped lone surrogate (such as \\ud800), which is not a character and "
+                "cannot be stored; remove it",
+            )
+        return value
 
 
 def _record(
@@ -117,6 +134,9 @@ def _record(
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "<complex key>"
             line = key_node.start_mark.line + 1
             child = (*path, key)
+            key_problem = key_message(key_node)
+            if key_problem is not None:
+                issues.setdefault(id(key_node), ConfigIssue(file, format_path(child), line, key_problem))
             if key in seen and id(key_node) not in issues:
                 issues[id(key_node)] = ConfigIssue(
                     file,
@@ -133,6 +153,8 @@ def _record(
                 _record(source, path, lines, issues, file, node_paths)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
+            if id(item) in node_paths:  # an alias: its node starts at the anchor, far from this use
+                lines.setdefault((*path, index), node.start_mark.line + 1)
             _record(item, (*path, index), lines, issues, file, node_paths)
 
 
@@ -164,9 +186,8 @@ def _compose(text: str, file: str) -> tuple[_PipelineLoader, yaml.Node | None]:
 
 
 def _syntax_issue(exc: yaml.MarkedYAMLError, file: str) -> ConfigIssue:
-    mark = exc.problem_mark or exc.context_mark
-    line = mark.line + 1 if mark else None
-    return ConfigIssue(file, "", line, f"YAML syntax error: {exc.problem or exc}")
+    line, message = syntax_message(exc)
+    return ConfigIssue(file, "", line, message)
 
 
 def load_yaml_text(text: str, file: str) -> LoadedYaml:
@@ -179,6 +200,8 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
         if node is None:
             return LoadedYaml(file=file, data=None, lines=lines)
         _record(node, (), lines, duplicates, file, node_paths)
+        if duplicates:  # before building: a list as a key cannot even be built
+            raise ConfigError(sorted(duplicates.values(), key=lambda issue: issue.line or 0))
         data = loader.construct_document(node)
     except _ValueProblem as exc:
         path = node_paths.get(id(exc.node), ())
@@ -188,8 +211,6 @@ def load_yaml_text(text: str, file: str) -> LoadedYaml:
         raise ConfigError([_syntax_issue(exc, file)]) from None
     finally:
         loader.dispose()
-    if duplicates:
-        raise ConfigError(sorted(duplicates.values(), key=lambda issue: issue.line or 0))
     return LoadedYaml(file=file, data=data, lines=lines)
 
 
@@ -243,6 +264,13 @@ class _Substitution:
                 f"environment variable {name!r} may hold a secret or an Airflow setting and is not "
                 "substituted into pipeline files (their values show in the UI and in logs); "
                 "reference an Airflow connection or Variable instead",
+            )
+            return match.group(0)
+        if default is not None and "${" in default:
+            self.issue(
+                path,
+                f"the default of ${{{name}:-...}} refers to another variable, which is not substituted; "
+                "give a plain default",
             )
             return match.group(0)
         if name in self.env:

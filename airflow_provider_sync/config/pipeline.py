@@ -12,7 +12,17 @@ from datetime import date, datetime, timezone
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from airflow_provider_sync.config.sections import (
     DefaultArgs,
@@ -42,7 +52,38 @@ def _check_schedule(value: str) -> str:
             f"{value!r} is not a valid cron expression (five fields: minute hour day-of-month month "
             "day-of-week, e.g. '*/15 * * * *') nor a preset such as @daily"
         )
+    try:
+        croniter(value, datetime(2025, 1, 1)).get_next(datetime)
+    except Exception:  # CroniterBadDateError: no matching date within croniter's search window
+        raise ValueError(
+            f"{value!r} never fires (no such date, e.g. February 30th); check the day-of-month and month"
+        ) from None
     return value
+
+
+def _no_number(value: Any) -> Any:
+    # pydantic would read 20240101 as seconds since 1970 (1970-08-23): refuse it instead of guessing.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        raise ValueError(f"write a date such as 2025-01-31 or 2025-01-31T06:00:00Z, not the number {value!r}")
+    return value
+
+
+def _utc(value: date) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _end_after_start(cls: type[BaseModel], value: date | None, info: ValidationInfo) -> date | None:
+    start = info.data.get("start_date")
+    if value is not None and start is not None and _utc(value) < _utc(start):
+        raise ValueError(
+            f"end_date {value.isoformat()} lies before start_date {start.isoformat()}: "
+            "the DAG would never run"
+        )
+    return value
+
+
+DagDate = Annotated[date | datetime, BeforeValidator(_no_number)]
 
 
 class AssetSchedule(StrictModel):
@@ -125,6 +166,7 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
     file_model = create_model(
         "PipelineFile",
         __base__=StrictModel,
+        __validators__={"_end_after_start": field_validator("end_date")(_end_after_start)},
         __doc__="One pipeline file: one Airflow DAG.",
         version=(Literal[1], Field(description="Format version of this file; always 1.")),
         dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
@@ -138,13 +180,13 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
             ),
         ),
         start_date=(
-            date | datetime,
+            DagDate,
             Field(
                 datetime(2025, 1, 1, tzinfo=timezone.utc),
                 description="First logical date (UTC unless zoned).",
             ),
         ),
-        end_date=(date | datetime | None, Field(None, description="No runs after this date.")),
+        end_date=(DagDate | None, Field(None, description="No runs after this date.")),
         catchup=(bool, Field(False, description="Create runs for missed intervals (backfill on deploy).")),
         tags=(list[str], Field(default_factory=list, description="UI tags (`sync` is always added).")),
         owner=(str, Field("airflow", description="Owner shown in the UI.")),

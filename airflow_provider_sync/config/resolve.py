@@ -103,37 +103,57 @@ def _load_pipeline(path: Path) -> Pipeline:
                 )
             ]
         )
-    defaults_path = find_defaults(path)
-    if defaults_path is not None:
-        defaults = load_yaml_file(defaults_path)
-        if defaults.data is not None and not isinstance(defaults.data, dict):
-            raise ConfigError([ConfigIssue(defaults.file, "", 1, "the defaults file must be a YAML mapping")])
-        for key in defaults.data or {}:
-            if key in ("dag_id", "tables"):
-                raise ConfigError(
-                    [
-                        ConfigIssue(
-                            defaults.file,
-                            key,
-                            defaults.line_of((key,)),
-                            f"{key!r} cannot be set in a defaults file",
-                        )
-                    ]
-                )
+    defaults = _load_defaults(path)
+    if defaults is not None:
         loaded.data = deep_merge(defaults.data or {}, loaded.data)
     issues = substitute_env(loaded)
+    # A value left as "${VAR}" also breaks its field's rules: its variable's issue says it all.
+    substituted = {issue.path for issue in issues}
     file_model, _ = pipeline_models()
     try:
         model = file_model.model_validate(loaded.data)
     except ValidationError as error:
-        issues.extend(issues_from_validation(error, loaded, file_model))
-        raise ConfigError(issues) from None
+        found = issues_from_validation(error, loaded, file_model)
+        issues.extend(issue for issue in found if issue.path not in substituted)
+        raise ConfigError(_in_defaults(issues, loaded, defaults)) from None
     tables, table_issues = _resolve_tables(model, loaded)
-    issues.extend(table_issues)
+    issues.extend(issue for issue in table_issues if issue.path not in substituted)
     if issues:
-        raise ConfigError(issues)
+        raise ConfigError(_in_defaults(issues, loaded, defaults))
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return Pipeline(path=str(path), sha256=sha, model=model, tables=tables)
+
+
+def _load_defaults(path: Path) -> LoadedYaml | None:
+    defaults_path = find_defaults(path)
+    if defaults_path is None:
+        return None
+    defaults = load_yaml_file(defaults_path)
+    if defaults.data is not None and not isinstance(defaults.data, dict):
+        raise ConfigError([ConfigIssue(defaults.file, "", 1, "the defaults file must be a YAML mapping")])
+    for key in defaults.data or {}:
+        if key in ("dag_id", "tables"):
+            line = defaults.line_of((key,))
+            message = f"{key!r} cannot be set in a defaults file"
+            raise ConfigError([ConfigIssue(defaults.file, key, line, message)])
+    return defaults
+
+
+def _in_defaults(
+    issues: list[ConfigIssue], loaded: LoadedYaml, defaults: LoadedYaml | None
+) -> list[ConfigIssue]:
+    """Point an issue about a setting that only the defaults file gives at that file and its line."""
+    if defaults is None:
+        return issues
+    own = {format_path(path) for path in loaded.lines}
+    inherited = {format_path(path): line for path, line in defaults.lines.items() if path}
+    inherited = {path: line for path, line in inherited.items() if path not in own}
+    moved: list[ConfigIssue] = []
+    for issue in issues:
+        if issue.file == loaded.file and issue.path in inherited:
+            issue = ConfigIssue(defaults.file, issue.path, inherited[issue.path], issue.message)
+        moved.append(issue)
+    return moved
 
 
 def _settings(model: BaseModel) -> dict[str, Any]:

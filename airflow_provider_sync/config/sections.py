@@ -188,7 +188,7 @@ CursorValue = int | float | datetime | date | str
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # a folder of the zone database is an OSError
         raise ValueError(
             f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
         ) from None
@@ -213,14 +213,15 @@ class IncrementalConfig(StrictModel):
         "timestamp cursors (a bare number counts seconds), a whole number of cursor units for "
         "sequence/version cursors.",
     )
+    # Declared before the cursor values, whose checks read it (fields validate in declaration order).
+    source_timezone: Annotated[str, AfterValidator(_check_timezone)] | None = Field(
+        None, description="Zone of naive source timestamps (default UTC); comparisons happen in UTC."
+    )
     initial_value: CursorValue | None = Field(None, description="Where the first run starts (exclusive).")
     end_value: CursorValue | None = Field(None, description="Never read past this cursor value.")
     batch_size: int | None = Field(None, gt=0, le=1_000_000, description="Rows per batch (default 50000).")
     null_policy: Literal["exclude", "include", "fail"] | None = Field(
         None, description="Rows whose cursor is NULL: exclude (counted, logged; default), include, or fail."
-    )
-    source_timezone: Annotated[str, AfterValidator(_check_timezone)] | None = Field(
-        None, description="Zone of naive source timestamps (default UTC); comparisons happen in UTC."
     )
     mode: Literal["watermark", "interval"] | None = Field(
         None,
@@ -238,25 +239,46 @@ class IncrementalConfig(StrictModel):
     def _lag_fits_strategy(cls, value: Any, info: ValidationInfo) -> Any:
         return lag_for_strategy(value, info.data.get("strategy"))
 
+    @field_validator("initial_value", "end_value", mode="before")
+    @classmethod
+    def _cursor_value_is_scalar(cls, value: Any, info: ValidationInfo) -> Any:
+        # Before the union turns true into 1 or reports "not a valid integer" for a list.
+        if isinstance(value, (bool, list, dict)):
+            kind = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+            raise ValueError(
+                f"{info.field_name} must be a number, a timestamp or text (the cursor column's value), "
+                f"not {kind.replace('dict', 'mapping')}"
+            )
+        return value
+
     @field_validator("initial_value", "end_value")
     @classmethod
     def _cursor_value_fits_strategy(cls, value: Any, info: ValidationInfo) -> Any:
-        # Fields validate in declaration order: strategy and initial_value are known here.
+        # Fields validate in declaration order: strategy, source_timezone and initial_value are known here.
         initial = info.data.get("initial_value") if info.field_name == "end_value" else None
         first, second = (initial, value) if info.field_name == "end_value" else (value, None)
-        check_cursor_bounds(first, second, info.data.get("strategy"), None)
+        check_cursor_bounds(first, second, info.data.get("strategy"), info.data.get("source_timezone"))
         return value
 
 
 class WaitForRowsConfig(StrictModel):
     """Start a table's sync only once its source has rows past the watermark (a deferrable sensor)."""
 
-    poke_interval: Duration = Field(timedelta(minutes=1), description="How often to look for new rows.")
+    poke_interval: Duration = Field(
+        timedelta(minutes=1), description="How often to look for new rows (at least 1s)."
+    )
     timeout: Duration = Field(timedelta(hours=1), description="Give up after this long.")
     deferrable: bool = Field(True, description="Wait in the triggerer instead of holding a worker slot.")
     soft_fail: bool = Field(
         True, description="On timeout, skip the table's tasks instead of failing the run."
     )
+
+    @field_validator("poke_interval")
+    @classmethod
+    def _not_a_busy_loop(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("poke_interval must be at least 1s: a shorter one queries the source non-stop")
+        return value
 
 
 class DefaultArgs(StrictModel):

@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Literal
@@ -128,6 +129,9 @@ class ColumnRules(BaseModel):
         if self.range is not None and (self.min is not None or self.max is not None):
             raise ValueError("use either range: [min, max] or min/max, not both")
         low, high = self.range if self.range is not None else (self.min, self.max)
+        if any(bound is not None and not math.isfinite(bound) for bound in (low, high)):
+            # NaN makes every comparison false; an infinite bound is no bound: leave it out instead.
+            raise ValueError("min, max and range take finite numbers; leave a bound out to have none")
         if low is not None and high is not None and low > high:
             raise ValueError(f"minimum ({low}) is greater than maximum ({high})")
         if not self.rule_names():

@@ -61,7 +61,7 @@ CASES = [
         VALID + "default_args:\n  retries: three\n",
         "default_args.retries",
         7,
-        ["valid integer", "'three'"],
+        ["whole number", "'three'"],
     ),
     (
         "retries-negative",
@@ -113,7 +113,7 @@ CASES = [
         "version: 1\ndag_id: 'my dag!'\n" + SOURCE + TARGET,
         "dag_id",
         2,
-        ["does not match the allowed pattern"],
+        ["is not allowed here", "letters, digits"],
     ),
     (
         "upsert-without-keys",
@@ -265,7 +265,7 @@ CASES = [
         VALID + "tables:\n  - name: 'my table'\n",
         "tables[0].name",
         7,
-        ["does not match the allowed pattern"],
+        ["is not allowed here", "a letter or '_'"],
     ),
     (
         "table-missing-name",
@@ -298,16 +298,16 @@ CASES = [
         6,
         ["greater than or equal to 1"],
     ),
-    ("tags-not-list", VALID + "tags: prod\n", "tags", 6, ["valid list"]),
+    ("tags-not-list", VALID + "tags: prod\n", "tags", 6, ["must be a list"]),
     ("bad-start-date", VALID + "start_date: yesterday\n", "start_date", 6, ["'yesterday'"]),
     (
         "conn-id-with-space",
         HEAD + "source: {conn_id: 'my conn', table: t}\n" + TARGET,
         "source.conn_id",
         3,
-        ["does not match the allowed pattern"],
+        ["is not allowed here", "letters, digits"],
     ),
-    ("catchup-not-bool", VALID + "catchup: maybe\n", "catchup", 6, ["valid boolean"]),
+    ("catchup-not-bool", VALID + "catchup: maybe\n", "catchup", 6, ["true or false"]),
     (
         "unknown-step",
         VALID + "steps:\n  - validat: {}\n",
@@ -328,7 +328,7 @@ CASES = [
         VALID + "staging: {base: /tmp/x}\n",
         "staging.base",
         6,
-        ["does not match the allowed pattern"],
+        ["is not allowed here", "s3://bucket/sync"],
     ),
     ("not-a-mapping", "- version: 1\n", "", 1, ["must be a YAML mapping"]),
 ]
