@@ -6,13 +6,14 @@ own transaction is rolled back.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.audit.record import AuditRecord
 from airflow_provider_sync.audit.schema import audit_schema
-from airflow_provider_sync.dialects.types import Binder, Query, TableRef
+from airflow_provider_sync.dialects.types import Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from airflow_provider_sync.dialects.base import Dialect
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
+log = logging.getLogger(__name__)
 
 
 def audit_table(config: AuditConfig) -> TableRef:
@@ -29,12 +31,16 @@ def audit_table(config: AuditConfig) -> TableRef:
 
 
 class AuditWriter:
-    """Creates the audit table if missing and appends :class:`AuditRecord` rows to it."""
+    """Creates the audit table if missing and appends :class:`AuditRecord` rows to it.
+
+    A table an earlier release created lacks the columns added since (``warnings``, ...); they are added,
+    all nullable, before the first write, so upgrading the provider never breaks the trail."""
 
     def __init__(self, dialect: Dialect, conn: Any, table: TableRef) -> None:
         self.dialect = dialect
         self.conn = conn
         self.table = table
+        self._columns_current = False
 
     @classmethod
     @contextmanager
@@ -54,17 +60,39 @@ class AuditWriter:
 
     def ensure_table(self) -> bool:
         """Create the audit table when it does not exist; True when this call created it."""
-        return self.dialect.create_table_if_missing(self.conn, self.table, audit_schema())
+        created = self.dialect.create_table_if_missing(self.conn, self.table, audit_schema())
+        self._columns_current = self._columns_current or created
+        return created
+
+    def add_missing_columns(self) -> list[str]:
+        """Add the audit columns the table lacks, each in its own committed statement (DDL commits by itself
+        on some databases); returns their names. Safe against another writer adding them at the same time."""
+        present = self._present_columns()
+        missing = [field for field in audit_schema() if field.name.lower() not in present]
+        for field in missing:
+            try:
+                self.dialect.begin_write(self.conn)
+                self.dialect.execute(self.conn, self.dialect.add_column_sql(self.table, field)).close()
+                self.conn.commit()
+            except Exception:
+                self.conn.rollback()
+                if field.name.lower() not in self._present_columns():
+                    raise
+            else:
+                log.info("Added column %s to the audit table %s", field.name, self.table)
+        self._columns_current = True
+        return [field.name for field in missing]
+
+    def _present_columns(self) -> set[str]:
+        columns = {column.name.lower() for column in self.dialect.get_columns(self.conn, self.table)}
+        self.conn.commit()  # end the read transaction, so the ALTER does not wait behind our own snapshot
+        return columns
 
     def insert_query(self, record: AuditRecord) -> Query:
         """``INSERT INTO <audit table> (...) VALUES (...)`` for one record, in the dialect's style."""
-        schema = audit_schema()
         values = record.column_values()
-        bind = Binder(self.dialect.capabilities.param_style)
-        placeholders = ", ".join(bind(self._param(values[f.name], f)) for f in schema)
-        return bind.query(
-            f"INSERT INTO {self.dialect.qualify(self.table)} ({self.dialect.column_list(schema.names)}) "
-            f"VALUES ({placeholders})"
+        return self.dialect.insert_query(
+            self.table, {field.name: self._param(values[field.name], field) for field in audit_schema()}
         )
 
     def _param(self, value: Any, field: pa.Field) -> Any:
@@ -77,6 +105,8 @@ class AuditWriter:
         """Insert ``records`` in one transaction and commit it; returns how many were written."""
         if not records:
             return 0
+        if not self._columns_current:
+            self.add_missing_columns()
         try:
             self.dialect.begin_write(self.conn)
             for record in records:
@@ -92,12 +122,9 @@ class AuditWriter:
         import pyarrow as pa
 
         columns = self.dialect.get_columns(self.conn, self.table)
-        bind = Binder(self.dialect.capabilities.param_style)
-        where = f" WHERE {self.dialect.quote('run_id')} = {bind(run_id)}" if run_id is not None else ""
-        order = self.dialect.column_list(["started_at", "step"])
-        query = bind.query(
-            f"SELECT {self.dialect.column_list([c.name for c in columns])} "
-            f"FROM {self.dialect.qualify(self.table)}{where} ORDER BY {order}"
+        query = self.dialect.select_query(
+            self.table, [c.name for c in columns], None if run_id is None else {"run_id": run_id},
+            order_by=["started_at", "step"],
         )
         batches = list(self.dialect.read_batches(self.conn, query, columns, 1000))
         self.conn.commit()  # end the read transaction: no snapshot or lock held while idle

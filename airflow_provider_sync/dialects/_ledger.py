@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._names import SQLNames
-from .types import Binder, Query, TableRef
+from .dml import DMLSQL
+from .types import Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,7 +45,7 @@ def lock_digest(identity: str) -> bytes:
     return hashlib.sha256(f"airflow-provider-sync:{identity}".encode()).digest()
 
 
-class LedgerSQL(SQLNames):
+class LedgerSQL(DMLSQL):
     """DDL and statements of the ledger table; unique on (pipeline, table_name, range_start, range_end)."""
 
     def ledger_table_sql(self, ledger: TableRef) -> str:
@@ -73,22 +73,14 @@ class LedgerSQL(SQLNames):
 
     def ledger_insert_query(self, ledger: TableRef, values: Sequence[Any]) -> Query:
         """Insert one ledger row; ``values`` follow :data:`LEDGER_COLUMNS`."""
-        bind = Binder(self.capabilities.param_style)
-        placeholders = ", ".join(bind(v) for v in values)
-        return bind.query(
-            f"INSERT INTO {self.qualify(ledger)} ({self.column_list(LEDGER_COLUMNS)}) VALUES ({placeholders})"
-        )
+        return self.insert_query(ledger, dict(zip(LEDGER_COLUMNS, values, strict=True)))
 
     def ledger_lookup_query(
         self, ledger: TableRef, pipeline: str, table_name: str, range_start: str
     ) -> Query:
         """Ledger rows of one pipeline and table starting at ``range_start`` (columns: range_end, run_id)."""
-        bind = Binder(self.capabilities.param_style)
-        return bind.query(
-            f"SELECT {self.quote('range_end')}, {self.quote('run_id')} FROM {self.qualify(ledger)} "
-            f"WHERE {self.quote('pipeline')} = {bind(pipeline)} AND {self.quote('table_name')} = "
-            f"{bind(table_name)} AND {self.quote('range_start')} = {bind(range_start)}"
-        )
+        where = {"pipeline": pipeline, "table_name": table_name, "range_start": range_start}
+        return self.select_query(ledger, ["range_end", "run_id"], where)
 
     # ----------------------------------------------------------------- shared targets
     #: SQL giving the session's current schema (database), which a table without a schema lives in.
@@ -110,16 +102,9 @@ class LedgerSQL(SQLNames):
 
     def owners_insert_query(self, owners: TableRef, values: Sequence[Any]) -> Query:
         """Record one claim; ``values`` follow :data:`OWNER_COLUMNS` (a plain INSERT: one row, no Arrow)."""
-        bind = Binder(self.capabilities.param_style)
-        placeholders = ", ".join(bind(v) for v in values)
-        return bind.query(
-            f"INSERT INTO {self.qualify(owners)} ({self.column_list(OWNER_COLUMNS)}) VALUES ({placeholders})"
-        )
+        return self.insert_query(owners, dict(zip(OWNER_COLUMNS, values, strict=True)))
 
     def owners_lookup_query(self, owners: TableRef, identity: str) -> Query:
         """Claims on one target table, oldest first (columns: pipeline, shared, run_id, claimed_at)."""
-        bind = Binder(self.capabilities.param_style)
-        return bind.query(
-            f"SELECT {self.column_list(OWNER_COLUMNS[1:])} FROM {self.qualify(owners)} WHERE "
-            f"{self.quote('target_table')} = {bind(identity)} ORDER BY {self.quote('claimed_at')}"
-        )
+        where = {"target_table": identity}
+        return self.select_query(owners, OWNER_COLUMNS[1:], where, order_by=["claimed_at"])

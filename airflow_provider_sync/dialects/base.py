@@ -27,6 +27,7 @@ from airflow_provider_sync.errors import SyncError, TerminalError, TransientErro
 from ._keyset import KeysetSQL
 from ._ledger import LEDGER_COLUMNS, LedgerSQL
 from ._names import SQLNames
+from .dml import DMLSQL
 from .types import Binder, Column, KeysetBounds, LoadCounts, ParamStyle, Query, TableRef
 
 if TYPE_CHECKING:
@@ -84,13 +85,14 @@ class Capabilities:
     """The lock belongs to the session (survives commits, released when the connection closes)."""
 
 
-class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
+class Dialect(KeysetSQL, LedgerSQL, DMLSQL, abc.ABC):
     """Per-database SQL and I/O. Subclasses set :attr:`capabilities` and implement the abstract methods."""
 
     capabilities: ClassVar[Capabilities]
 
     # Identifier quoting (quote, qualify, column_list, helper_table) comes from SQLNames, the keyset and
-    # high-water-mark SQL from KeysetSQL, the append ledger from LedgerSQL.
+    # high-water-mark SQL from KeysetSQL, the append ledger from LedgerSQL, plain select / insert / delete /
+    # update / add-column statements and savepoints from DMLSQL.
 
     # ----------------------------------------------------------------- connections and transactions
     @abc.abstractmethod
@@ -284,10 +286,7 @@ class Dialect(KeysetSQL, LedgerSQL, abc.ABC):
     def create_table_sql(self, table: TableRef, schema: pa.Schema, primary_key: Sequence[str] = ()) -> str:
         """``CREATE TABLE`` with one column per Arrow field and a primary key on ``primary_key``."""
         keys = set(primary_key)
-        lines = []
-        for field in schema:
-            null = " NOT NULL" if field.name in keys or not field.nullable else ""
-            lines.append(f"{self.quote(field.name)} {self.sql_type(field, is_key=field.name in keys)}{null}")
+        lines = [self.column_sql(field, is_key=field.name in keys) for field in schema]
         if primary_key:
             lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
         return f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + "\n)"

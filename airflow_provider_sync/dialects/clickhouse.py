@@ -255,19 +255,11 @@ class ClickHouseDialect(Dialect):
             )
         # Sorting, version and partition columns cannot be Nullable in ClickHouse (NULLs load as defaults).
         not_nullable = {*primary_key, *partition, options.version_column}
-        lines = []
-        for field in schema:
-            kind = self.sql_type(field, is_key=field.name in primary_key)
-            low_cardinality = kind.startswith("LowCardinality(")
-            if low_cardinality:
-                kind = kind[len("LowCardinality(") : -1]
-            low_cardinality = low_cardinality or (field.name in options.low_cardinality and kind == "String")
-            if field.nullable and field.name not in not_nullable:
-                kind = f"Nullable({kind})"
-            if low_cardinality:
-                # ClickHouse only allows LowCardinality(Nullable(T)), never the other way round.
-                kind = f"LowCardinality({kind})"
-            lines.append(f"{self.quote(field.name)} {kind}")
+        lines = [
+            self.column_sql(field, is_key=field.name in primary_key, nullable=field.name not in not_nullable,
+                            low_cardinality=field.name in options.low_cardinality)
+            for field in schema
+        ]
         engine = options.engine or ("ReplacingMergeTree" if primary_key else "MergeTree")
         if engine == "ReplacingMergeTree" and options.version_column:
             engine = f"ReplacingMergeTree({self.quote(options.version_column)})"
@@ -282,6 +274,24 @@ class ClickHouseDialect(Dialect):
             f"{partition_clause}\nORDER BY {order}\n"
             f"SETTINGS non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
         )
+
+    def column_sql(
+        self, field: pa.Field, *, is_key: bool = False, nullable: bool | None = None,
+        low_cardinality: bool = False,
+    ) -> str:
+        """``name Nullable(T)`` for a nullable field unless it is a key or ``nullable`` is False (sorting
+        columns cannot be Nullable); ``low_cardinality`` asks for LowCardinality on a String column."""
+        kind = self.sql_type(field, is_key=is_key)
+        wrapped = kind.startswith("LowCardinality(")
+        if wrapped:
+            kind = kind[len("LowCardinality(") : -1]
+        low_cardinality = wrapped or (low_cardinality and kind == "String")
+        if field.nullable and (not is_key if nullable is None else nullable):
+            kind = f"Nullable({kind})"
+        if low_cardinality:
+            # ClickHouse only allows LowCardinality(Nullable(T)), never the other way round.
+            kind = f"LowCardinality({kind})"
+        return f"{self.quote(field.name)} {kind}"
 
     def rename_table_sql(self, table: TableRef, new_name: str) -> str:
         return f"RENAME TABLE {self.qualify(table)} TO {self.qualify(TableRef(new_name, table.schema))}"

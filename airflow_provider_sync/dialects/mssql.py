@@ -302,15 +302,12 @@ class MSSQLDialect(Dialect):
         return None
 
     # ----------------------------------------------------------------- DDL
-    def create_table_sql(self, table: TableRef, schema: pa.Schema, primary_key: Sequence[str] = ()) -> str:
-        keys = set(primary_key)
-        lines = []
-        for field in schema:
-            null = " NOT NULL" if field.name in keys or not field.nullable else " NULL"
-            lines.append(f"{self.quote(field.name)} {self.sql_type(field, is_key=field.name in keys)}{null}")
-        if primary_key:
-            lines.append(f"PRIMARY KEY ({self.column_list(primary_key)})")
-        return f"CREATE TABLE {self.qualify(table)} (\n  " + ",\n  ".join(lines) + "\n)"
+    add_column_clause = "ADD"
+
+    def column_sql(self, field: pa.Field, *, is_key: bool = False) -> str:
+        """Nullability is always spelled out: a session's ANSI_NULL_DFLT setting would decide otherwise."""
+        null = " NOT NULL" if is_key or not field.nullable else " NULL"
+        return f"{self.quote(field.name)} {self.sql_type(field, is_key=is_key)}{null}"
 
     def limit_sql(self, sql: str, limit: int) -> str:
         if not sql.startswith("SELECT "):

@@ -331,6 +331,8 @@ class OracleDialect(Dialect):
         return None
 
     # ----------------------------------------------------------------- DDL and SQL shape
+    add_column_clause = "ADD"
+
     def limit_sql(self, sql: str, limit: int) -> str:
         return f"{sql} FETCH FIRST {int(limit)} ROWS ONLY"
 

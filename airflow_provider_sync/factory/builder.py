@@ -146,7 +146,7 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
         previous = extract
         used: set[str] = {"wait_for_rows", "extract", "load", "commit_watermark", "audit"}
         specs = step_specs()
-        for step in table.steps:
+        for index, step in enumerate(table.steps):
             ((step_type, body),) = step.items()
             task_id = _unique(step_type, used)
             operator = _import(specs[step_type].operator)(
@@ -154,6 +154,7 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
                 table_spec=spec,
                 pipeline_info=info,
                 step=body,
+                step_index=index,
                 input_task_id=previous.task_id,
             )
             previous >> operator

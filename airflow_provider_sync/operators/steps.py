@@ -2,8 +2,10 @@
 
 Each reads the upstream manifest's staged files one batch at a time, applies the pure transform from
 ``core/``, stages the result for the next task and returns the next manifest. Rows a step takes out are
-written to the quarantine table (``sync_quarantine`` next to the target table) only after the table's
-later mask and encrypt steps were applied to them, so a protected field is never stored in clear there.
+written to the quarantine table (``sync_quarantine`` next to the target table, see
+``pipeline/step_quarantine.py``) only after the table's later protecting steps (each declares the columns
+it masks or encrypts, and the ones it renames) were applied to them, so a protected field is never stored
+in clear there.
 Secrets (mask secret, keyring) come from Airflow connections and never reach logs, XCom or the audit row.
 """
 
@@ -20,9 +22,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
+    from airflow_provider_sync.config.resolve import TableSpec
     from airflow_provider_sync.core.keyring import Keyring
     from airflow_provider_sync.core.rejects import RejectedRows
-    from airflow_provider_sync.pipeline.quarantine import QuarantineWriter
+    from airflow_provider_sync.pipeline.step_quarantine import StepQuarantine
     from airflow_provider_sync.staging.manifest import Manifest
     from airflow_provider_sync.staging.verify import StagedPart
 
@@ -55,9 +58,10 @@ class TransformStepOperator(SyncTableOperator):
     template_fields = ("table_spec", "step")
     step_type: ClassVar[str] = ""
 
-    def __init__(self, *, step: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, step: dict[str, Any], step_index: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
+        self.step_position = step_index
 
     @cached_property
     def step_model(self) -> Any:
@@ -75,19 +79,25 @@ class TransformStepOperator(SyncTableOperator):
         return self.step_name
 
     def step_index(self) -> int | None:
-        """Where this step sits in the table's step list (task ids are numbered as the DAG builder does),
-        or None when it cannot be told."""
-        from airflow_provider_sync.factory.builder import _unique
-
-        used: set[str] = {"extract", "load", "commit_watermark", "audit"}
-        for index, entry in enumerate(self.table.steps):
-            ((step_type, _body),) = entry.items()
-            if _unique(step_type, used) == self.step_name and step_type == self.step_type:
-                return index
+        """Where this step sits in the table's step list: as the DAG builder passed it, else the first step
+        of this type with this body, or None when it cannot be told."""
+        if self.step_position is not None:
+            return self.step_position
         for index, entry in enumerate(self.table.steps):
             if entry.get(self.step_type) == self.step:
                 return index
         return None
+
+    # What a step declares about the columns it passes on, for the rows an earlier step rejects.
+    @classmethod
+    def renames(cls, body: dict[str, Any]) -> dict[str, str]:
+        """Columns this step renames (old name -> new name)."""
+        return {}
+
+    @classmethod
+    def protections(cls, body: dict[str, Any], table: TableSpec) -> dict[str, ColumnTransform]:
+        """Columns this step protects (masks or encrypts), each with the transform it applies."""
+        return {}
 
     def stage(
         self, context: Context, manifest: Manifest, schema: pa.Schema,
@@ -106,41 +116,34 @@ class TransformStepOperator(SyncTableOperator):
         return RejectSink(self, context)
 
     def protection(self) -> dict[str, list[ColumnTransform]]:
-        """Column (as named in this step's input) → the later mask/encrypt transforms it goes through.
+        """Column (as named in this step's input) → the later steps' protecting transforms it goes through.
 
-        Renames of schema_map steps in between are followed back, so a column masked under its new name is
-        also masked in the rows this step rejects. When this step cannot be placed in the list, every mask
-        and encrypt step of the table applies: better protected twice than stored in clear."""
-        from airflow_provider_sync.config.steps.encrypt import EncryptStep
-        from airflow_provider_sync.config.steps.mask import MaskStep
-        from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
-        from airflow_provider_sync.core.encrypt import Encryptor
-        from airflow_provider_sync.core.mask import Masker
-
+        Renames of later steps are followed back, so a column masked under its new name is also masked in
+        the rows this step rejects. When this step cannot be placed in the list, every protecting step of
+        the table applies: better protected twice than stored in clear."""
         origin: dict[str, str] = {}
         transforms: dict[str, list[ColumnTransform]] = {}
-        # Only validate and schema_map reject rows, so starting at this step never applies its own masking.
+        # Only rejecting steps call this, and they protect nothing, so starting at this step is safe.
         for entry in self.table.steps[self.step_index() or 0:]:
             ((step_type, body),) = entry.items()
-            if step_type == "schema_map":
-                for old, new in SchemaMapStep.model_validate(body).rename.items():
-                    origin[new] = origin.pop(old, old)
-            elif step_type == "mask":
-                mask = MaskStep.model_validate(body)
-                masker = Masker(mask, mask_secret(mask.secret_conn_id))
-                for column, rule in mask.columns.items():
-                    transforms.setdefault(origin.get(column, column), []).append(
-                        _masking(masker, column, rule)
-                    )
-            elif step_type == "encrypt":
-                encrypt = EncryptStep.model_validate(body)
-                encryptor = Encryptor(encrypt, keyring_from_connection(encrypt.keyring_conn_id),
-                                      str(self.table.target.table))
-                for column, spec in encrypt.columns.items():
-                    transforms.setdefault(origin.get(column, column), []).append(
-                        _encrypting(encryptor.keyring, encryptor.contexts[column], spec.mode)
-                    )
+            declared = step_operator(step_type)
+            for old, new in declared.renames(body).items():
+                origin[new] = origin.pop(old, old)
+            for column, transform in declared.protections(body, self.table).items():
+                transforms.setdefault(origin.get(column, column), []).append(transform)
         return transforms
+
+
+def step_operator(step_type: str) -> type[TransformStepOperator]:
+    """The operator class the step registry names for ``step_type`` (one that declares nothing about its
+    columns when it is not a transform step operator)."""
+    import importlib
+
+    from airflow_provider_sync.config.steps import step_specs
+
+    module, _, name = step_specs()[step_type].operator.rpartition(".")
+    operator = getattr(importlib.import_module(module), name)
+    return operator if issubclass(operator, TransformStepOperator) else TransformStepOperator
 
 
 def _masking(masker: Any, column: str, rule: Any) -> ColumnTransform:
@@ -176,56 +179,37 @@ def protect_rows(rows: pa.RecordBatch, transforms: dict[str, list[ColumnTransfor
 class RejectSink:
     """Writes a step's rejected rows, protected, to the quarantine table of the target connection.
 
-    Opened on the first rejected batch. Rows an earlier try of the same step quarantined for this run are
-    deleted first, so a retried step does not quarantine them twice."""
+    The quarantine (``pipeline/step_quarantine.py``) is opened on the first rejected batch; it removes
+    what an earlier try of the same step quarantined for this run, so a retried step does not do it twice."""
 
     def __init__(self, operator: TransformStepOperator, context: Context) -> None:
         self.operator = operator
         self.run_id = str(context["run_id"])
         self.rows = 0
-        self._writer: QuarantineWriter | None = None
-        self._session: Any = None
+        self._quarantine: StepQuarantine | None = None
         self._transforms: dict[str, list[ColumnTransform]] | None = None
 
-    def _open(self) -> QuarantineWriter:
-        from airflow_provider_sync.dialects.types import Binder, TableRef
-        from airflow_provider_sync.errors import TerminalError
-        from airflow_provider_sync.pipeline.quarantine import DEFAULT_QUARANTINE_TABLE, QuarantineWriter
+    def _open(self) -> StepQuarantine:
+        from airflow_provider_sync.dialects.types import TableRef
+        from airflow_provider_sync.pipeline.step_quarantine import StepQuarantine, StepRun
 
         operator = self.operator
-        target = operator.table.target
-        info = operator.connection_info(str(target.conn_id))
-        if info.conn_type == "kafka":
-            raise TerminalError(
-                f"step {operator.step_name!r} quarantines rows, but target connection {target.conn_id!r} is "
-                "Kafka, which has no quarantine table; use on_invalid drop/fail or a database target"
-            )
-        schema, _ = split_table_name(str(target.table))
-        self._session = QuarantineWriter.open(info, TableRef(DEFAULT_QUARANTINE_TABLE, schema))
-        writer: QuarantineWriter = self._session.__enter__()
-        dialect, bind = writer.dialect, Binder(writer.dialect.capabilities.param_style)
-        where = " AND ".join(
-            f"{dialect.quote(name)} = {bind(value)}"
-            for name, value in (("dag_id", operator.pipeline_dag_id), ("run_id", self.run_id),
-                                ("table_name", operator.table.name), ("step", operator.step_name))
+        conn_id = str(operator.table.target.conn_id)
+        schema, name = split_table_name(str(operator.table.target.table))
+        run = StepRun(operator.pipeline_dag_id, self.run_id, operator.table.name, operator.step_name)
+        self._quarantine = StepQuarantine.open(
+            operator.connection_info(conn_id), TableRef(name, schema), run, conn_id=conn_id
         )
-        dialect.begin_write(writer.conn)
-        delete = bind.query(f"DELETE FROM {dialect.qualify(writer.table)} WHERE {where}")
-        dialect.execute(writer.conn, delete).close()
-        writer.conn.commit()
-        self._writer = writer
-        return writer
+        return self._quarantine
 
     def write(self, rejected: RejectedRows) -> None:
         if rejected.num_rows == 0:
             return
         if self._transforms is None:
             self._transforms = self.operator.protection()
-        writer = self._writer or self._open()
-        rows = protect_rows(rejected.rows, self._transforms)
-        self.rows += writer.write(
-            self.operator.pipeline_dag_id, self.run_id, self.operator.table.name, self.operator.step_name,
-            rows, [str(rule) for rule in rejected.rule.to_pylist()],
+        quarantine = self._quarantine or self._open()
+        self.rows += quarantine.write(
+            protect_rows(rejected.rows, self._transforms), [str(rule) for rule in rejected.rule.to_pylist()],
             [str(reason) for reason in rejected.reason.to_pylist()],
         )
 
@@ -235,13 +219,14 @@ class RejectSink:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._session is not None:
-            self._session.__exit__(exc_type, exc, tb)
-            self._session = None
-        if self.rows and self._writer is not None:
+        quarantine, self._quarantine = self._quarantine, None
+        if quarantine is None:
+            return
+        quarantine.close()
+        if self.rows:
             self.operator.log.warning(
                 "%s: %d row(s) quarantined in %s (protected columns masked/encrypted)",
-                self.operator.step_name, self.rows, self._writer.table,
+                self.operator.step_name, self.rows, quarantine.table,
             )
 
 
@@ -294,6 +279,15 @@ class MaskOperator(TransformStepOperator):
     ui_color = "#f3e3f7"
     step_type = "mask"
 
+    @classmethod
+    def protections(cls, body: dict[str, Any], table: TableSpec) -> dict[str, ColumnTransform]:
+        from airflow_provider_sync.config.steps.mask import MaskStep
+        from airflow_provider_sync.core.mask import Masker
+
+        mask = MaskStep.model_validate(body)
+        masker = Masker(mask, mask_secret(mask.secret_conn_id))
+        return {column: _masking(masker, column, rule) for column, rule in mask.columns.items()}
+
     def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.mask import Masker
         from airflow_provider_sync.staging.manifest import StepRecord
@@ -314,6 +308,19 @@ class EncryptOperator(TransformStepOperator):
 
     ui_color = "#e2e7f7"
     step_type = "encrypt"
+
+    @classmethod
+    def protections(cls, body: dict[str, Any], table: TableSpec) -> dict[str, ColumnTransform]:
+        from airflow_provider_sync.config.steps.encrypt import EncryptStep
+        from airflow_provider_sync.core.encrypt import Encryptor
+
+        encrypt = EncryptStep.model_validate(body)
+        keyring = keyring_from_connection(encrypt.keyring_conn_id)
+        encryptor = Encryptor(encrypt, keyring, str(table.target.table))
+        return {
+            column: _encrypting(encryptor.keyring, encryptor.contexts[column], spec.mode)
+            for column, spec in encrypt.columns.items()
+        }
 
     def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.encrypt import Encryptor
@@ -342,35 +349,20 @@ class SchemaMapOperator(TransformStepOperator):
     ui_color = "#e0f4f1"
     step_type = "schema_map"
 
+    @classmethod
+    def renames(cls, body: dict[str, Any]) -> dict[str, str]:
+        from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
+
+        return dict(SchemaMapStep.model_validate(body).rename)
+
     def fetch_reference(self, spec: Any) -> pa.Table:
         """A lookup's reference table (key and named columns), read through its connection's dialect."""
-        import pyarrow as pa
+        from airflow_provider_sync.dialects.types import TableRef
+        from airflow_provider_sync.pipeline.lookups import read_reference_table
 
-        from airflow_provider_sync.dialects import get_dialect
-        from airflow_provider_sync.dialects._arrow import schema_of
-        from airflow_provider_sync.dialects.types import Query, TableRef
-        from airflow_provider_sync.errors import IncompatibleSchemaError
-
-        info = self.connection_info(str(spec.conn_id))
-        dialect = get_dialect(info.conn_type)
         schema, name = split_table_name(str(spec.table))
-        table = TableRef(name, schema)
-        wanted = [spec.reference_key, *spec.column_names]
-        conn = dialect.connect(info)
-        try:
-            declared = {column.name: column for column in dialect.get_columns(conn, table)}
-            missing = [column for column in wanted if column not in declared]
-            if missing:
-                raise IncompatibleSchemaError(
-                    f"lookup table {spec.table!r} has no column(s) {missing}; it has {sorted(declared)}"
-                )
-            columns = [declared[column] for column in wanted]
-            query = Query(f"SELECT {dialect.column_list(wanted)} FROM {dialect.qualify(table)}")
-            batches = list(dialect.read_batches(conn, query, columns, 50_000))
-            conn.rollback()
-        finally:
-            conn.close()
-        return pa.Table.from_batches(batches, schema=schema_of(columns))
+        columns = [spec.reference_key, *spec.column_names]
+        return read_reference_table(self.connection_info(str(spec.conn_id)), TableRef(name, schema), columns)
 
     def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.schema_map import SchemaMapper

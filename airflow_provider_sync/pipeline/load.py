@@ -355,7 +355,7 @@ def _upsert_isolating(
     """Upsert batch by batch, so a rejected batch can be rolled back to its savepoint and bisected."""
 
     def apply(batch: pa.RecordBatch) -> LoadCounts:
-        dialect.execute(conn, f"DELETE FROM {dialect.qualify(staging)}").close()
+        dialect.execute(conn, dialect.delete_query(staging)).close()
         staged = dialect.bulk_insert(conn, staging, [batch])
         return dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
 

@@ -187,19 +187,24 @@ class QuarantineWriter:
             raise
         return written
 
+    def forget(self, dag_id: str, run_id: str, table: str, step: str) -> None:
+        """Delete the rows one step of one run quarantined before (an earlier try of it), committed, so a
+        retried step does not quarantine them twice."""
+        where = {"dag_id": dag_id, "run_id": run_id, "table_name": table, "step": step}
+        self.dialect.begin_write(self.conn)
+        self.dialect.execute(self.conn, self.dialect.delete_query(self.table, where)).close()
+        self.conn.commit()
+
     def read(self, run_id: str | None = None) -> pa.Table:
         """Quarantined rows (of one run, or all), oldest first."""
         import pyarrow as pa
 
         from airflow_provider_sync.dialects._arrow import schema_of
-        from airflow_provider_sync.dialects.types import Binder
 
         columns = self.dialect.get_columns(self.conn, self.table)
-        bind = Binder(self.dialect.capabilities.param_style)
-        where = f" WHERE {self.dialect.quote('run_id')} = {bind(run_id)}" if run_id is not None else ""
-        query = bind.query(
-            f"SELECT {self.dialect.column_list([c.name for c in columns])} FROM "
-            f"{self.dialect.qualify(self.table)}{where} ORDER BY {self.dialect.quote('quarantined_at')}"
+        query = self.dialect.select_query(
+            self.table, [c.name for c in columns], None if run_id is None else {"run_id": run_id},
+            order_by=["quarantined_at"],
         )
         batches = list(self.dialect.read_batches(self.conn, query, columns, 1000))
         self.conn.commit()  # end the read transaction: no snapshot or lock held while idle
@@ -268,17 +273,18 @@ class RowIsolator:
 
     def _try(self, batch: pa.RecordBatch) -> str | None:
         """Apply ``batch`` under a savepoint; None when it went in, the rejection reason when not."""
-        self.dialect.execute(self.conn, f"SAVEPOINT {_SAVEPOINT}").close()
+        dialect = self.dialect
+        dialect.execute(self.conn, dialect.savepoint_sql(_SAVEPOINT)).close()
         try:
             result = self.apply(batch)
         except Exception as exc:
-            reason = rejection_reason(self.dialect, exc)
+            reason = rejection_reason(dialect, exc)
             if reason is None:
                 raise
-            self.dialect.execute(self.conn, f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}").close()
-            self.dialect.execute(self.conn, f"RELEASE SAVEPOINT {_SAVEPOINT}").close()
+            dialect.execute(self.conn, dialect.rollback_to_savepoint_sql(_SAVEPOINT)).close()
+            dialect.execute(self.conn, dialect.release_savepoint_sql(_SAVEPOINT)).close()
             return reason
-        self.dialect.execute(self.conn, f"RELEASE SAVEPOINT {_SAVEPOINT}").close()
+        dialect.execute(self.conn, dialect.release_savepoint_sql(_SAVEPOINT)).close()
         self.results.append(result)
         return None
 

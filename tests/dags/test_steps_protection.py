@@ -25,16 +25,33 @@ RENAMED = pa.RecordBatch.from_pylist([{"id": 1, "contact": "x@y.test", "phone": 
                                        "national_id": "AB123"}])
 
 
-def operator(cls: type[Any], task_id: str, index: int) -> Any:
-    spec = {
-        "name": "people",
-        "source": {"conn_id": "src", "table": "people"},
-        "target": {"conn_id": "dst", "table": "crm.people", "keys": ["id"]},
-        "incremental": {},
-        "steps": STEPS,
-    }
+SPEC: dict[str, Any] = {
+    "name": "people",
+    "source": {"conn_id": "src", "table": "people"},
+    "target": {"conn_id": "dst", "table": "crm.people", "keys": ["id"]},
+    "incremental": {},
+    "steps": STEPS,
+}
+
+
+def operator(cls: type[Any], task_id: str, index: int, *, placed: bool = True) -> Any:
     ((_, body),) = STEPS[index].items()
-    return cls(task_id=task_id, table_spec=spec, pipeline_info={"dag_id": "d"}, step=body)
+    return cls(task_id=task_id, table_spec=SPEC, pipeline_info={"dag_id": "d"}, step=body,
+               step_index=index if placed else None)
+
+
+def test_the_dag_builder_passes_each_step_its_position() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_sync.config.resolve import TableSpec
+    from airflow_provider_sync.factory.builder import build_table_group
+
+    with DAG("protection_positions", schedule=None):
+        group = build_table_group(TableSpec.model_validate(SPEC), {"dag_id": "protection_positions"})
+    positions = {task_id: task.step_position for task_id, task in group.children.items()
+                 if hasattr(task, "step_position")}
+    assert positions == {"people.validate": 0, "people.mask": 1, "people.schema_map": 2,
+                         "people.validate_2": 3, "people.mask_2": 4, "people.encrypt": 5}
 
 
 @pytest.fixture
@@ -61,7 +78,7 @@ def test_schema_map_follows_its_own_renames(keyring: Any) -> None:
     assert len(protected["email"]) == 64 and protected["ssn"].startswith("enc:v1:siv:")
 
 
-def test_a_second_validate_is_found_by_its_task_id(keyring: Any) -> None:
+def test_a_second_validate_is_placed_by_the_index_the_builder_passes(keyring: Any) -> None:
     second = operator(ValidateOperator, "people.validate_2", 3)
     assert second.step_index() == 3
     protected = protect_rows(RENAMED, second.protection()).to_pylist()[0]
@@ -69,8 +86,13 @@ def test_a_second_validate_is_found_by_its_task_id(keyring: Any) -> None:
     assert protected["phone"] == "[REDACTED]"
 
 
+def test_without_an_index_a_step_is_placed_by_its_body(keyring: Any) -> None:
+    second = operator(ValidateOperator, "people.validate_2", 3, placed=False)
+    assert second.step_index() == 3
+
+
 def test_a_step_that_cannot_be_placed_gets_every_protection(keyring: Any) -> None:
-    stray = operator(ValidateOperator, "validate_9", 0)
+    stray = operator(ValidateOperator, "validate_9", 0, placed=False)
     stray.step = {"rules": {"id": {"not_null": True}}}
     assert stray.step_index() is None
     protected = protect_rows(ROWS, stray.protection()).to_pylist()[0]

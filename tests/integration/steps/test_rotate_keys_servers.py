@@ -16,7 +16,7 @@ from airflow_provider_sync.core.encrypt import decrypt_value, encrypt_array
 from airflow_provider_sync.core.keyring import Keyring
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.factory.cli import main
-from airflow_provider_sync.operators.rotate import rotate_table_keys
+from airflow_provider_sync.pipeline.rotation import rotate_table_keys
 from tests.integration.steps.support import Namespace, namespace
 
 pytestmark = pytest.mark.integration
