@@ -3,8 +3,9 @@
 The watermark comes from the table's Airflow Variable through ``airflow.models.Variable`` (this runs outside
 any task: it decrypts with the Fernet key and asks the secrets backends first); the last run's result, rows
 and duration from the pipeline's audit table (``audit.conn_id``, by default the target's connection).
-Pipeline files are found the way the DAG file finds them: ``--configs``, else ``$SYNC_DAG_CONFIGS``, else
-the ``dag_configs`` folder next to the folder holding the DAG file ``sync_pipelines.py`` in Airflow's
+Pipeline files are found the way Airflow finds them: ``--configs``, else ``$SYNC_DAG_CONFIGS``, else the
+``configs_path`` of the ``SyncPipelinesBundle`` configured in ``[dag_processor] dag_bundle_config_list``,
+else the ``dag_configs`` folder next to the folder holding the DAG file ``sync_pipelines.py`` in Airflow's
 DAGS_FOLDER.
 """
 
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
 DEFAULT_CONFIGS = "dag_configs"
+CONFIGS_HELP = (
+    "pipeline files folder (default: $SYNC_DAG_CONFIGS, else the sync bundle's configs_path, "
+    "else the DAG file's dag_configs)"
+)
 DAG_FILE = "sync_pipelines.py"
 
 
@@ -38,13 +43,18 @@ def dags_folder_configs() -> Path:
 
 
 def pipelines_folder(explicit: str | None = None) -> Path:
-    """Where pipeline files are: ``explicit``, ``$SYNC_DAG_CONFIGS``, or the DAGS_FOLDER's configs."""
-    from airflow_provider_sync.factory.loader import configs_folder
+    """Where the deployed pipeline files are, found through the settings Airflow itself loads them by:
+    ``explicit``, else ``$SYNC_DAG_CONFIGS``, else the ``configs_path`` of the ``SyncPipelinesBundle`` in
+    ``[dag_processor] dag_bundle_config_list``, else the ``dag_configs`` of the DAG file in DAGS_FOLDER."""
+    from airflow_provider_sync.factory.loader import bundle_configs_paths, configs_folder
 
     if explicit:
         return Path(explicit)
     folder = configs_folder("")
-    return folder if str(folder) not in ("", ".") else dags_folder_configs()
+    if str(folder) not in ("", "."):
+        return folder
+    bundles = bundle_configs_paths()
+    return bundles[0] if bundles else dags_folder_configs()
 
 
 def load_pipelines(folder: Path) -> tuple[list[Pipeline], int]:
@@ -295,7 +305,7 @@ def add_status_command(commands: Any) -> None:
     status.add_argument("dag_id", nargs="?", help="only this pipeline (default: every pipeline)")
     status.add_argument(
         "--configs",
-        help="pipeline files folder (default: $SYNC_DAG_CONFIGS, else the DAG file's dag_configs)",
+        help=CONFIGS_HELP,
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.set_defaults(handler=cmd_status)

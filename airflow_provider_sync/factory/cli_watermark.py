@@ -15,7 +15,12 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError, WatermarkError
-from airflow_provider_sync.factory.cli_status import find_pipeline, find_table, pipelines_folder
+from airflow_provider_sync.factory.cli_status import (
+    CONFIGS_HELP,
+    find_pipeline,
+    find_table,
+    pipelines_folder,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_sync.config.resolve import Pipeline, TableSpec
@@ -114,7 +119,9 @@ def _confirm(question: str, assume_yes: bool) -> bool:
     return False
 
 
-def write_cli_audit(pipeline: Pipeline, table: TableSpec, step: str, before: Any, after: Any) -> str:
+def write_cli_audit(
+    pipeline: Pipeline, table: TableSpec, step: str, before: Any, after: Any, via: str = "cli", by: str = ""
+) -> str:
     """An audit row for a hand-made watermark change; returns what was done, for the user."""
     from airflow_provider_sync.audit.record import AuditRecord
     from airflow_provider_sync.audit.writer import AuditWriter, audit_table
@@ -131,10 +138,10 @@ def write_cli_audit(pipeline: Pipeline, table: TableSpec, step: str, before: Any
     now = dt.datetime.now(dt.timezone.utc)
     record = AuditRecord(
         dag_id=pipeline.dag_id,
-        run_id=f"cli__{now.isoformat()}",
+        run_id=f"{via}__{now.isoformat()}",
         step=step,
-        run_type="cli",
-        triggered_by=f"airflow-sync ({getpass.getuser()})",
+        run_type=via,
+        triggered_by=by or f"airflow-sync ({getpass.getuser()})",
         table_name=table.name,
         source=f"{table.source.conn_id}:{table.source.table or 'query'}",
         target=f"{table.target.conn_id}:{table.target.table}",
@@ -214,7 +221,6 @@ def cmd_reset(args: argparse.Namespace) -> int:
 def add_watermark_commands(commands: Any) -> None:
     watermark = commands.add_parser("watermark", help="show, set or reset a table's watermark")
     actions = watermark.add_subparsers(dest="action", required=True)
-    configs = "pipeline files folder (default: $SYNC_DAG_CONFIGS, else the DAG file's dag_configs)"
 
     show = actions.add_parser("show", help="print the stored watermarks of a DAG (or one table)")
     show.add_argument("dag_id")
@@ -235,6 +241,6 @@ def add_watermark_commands(commands: Any) -> None:
     reset.set_defaults(handler=cmd_reset)
 
     for parser in (show, set_, reset):
-        parser.add_argument("--configs", help=configs)
+        parser.add_argument("--configs", help=CONFIGS_HELP)
     for parser in (set_, reset):
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")

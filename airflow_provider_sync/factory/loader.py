@@ -120,24 +120,30 @@ def load_pipeline_into(namespace: dict[str, Any], path: str | Path) -> Any:
     return dag
 
 
-def served_by_bundle(folder: str | Path) -> bool:
-    """Whether a ``SyncPipelinesBundle`` is configured over ``folder`` in ``[dag_processor]
-    dag_bundle_config_list``. Its parse units load these files one by one, so a DAG file over the same
-    folder must not load them again (every DAG would exist twice, in two bundles)."""
+def bundle_configs_paths() -> list[Path]:
+    """The pipeline folders of every ``SyncPipelinesBundle`` in ``[dag_processor] dag_bundle_config_list``
+    (its ``configs_path``, else ``$SYNC_DAG_CONFIGS`` as the bundle itself falls back to)."""
     try:
         from airflow.configuration import conf
 
         entries = conf.getjson("dag_processor", "dag_bundle_config_list") or []
-    except Exception:
-        return False
-    target = Path(folder).resolve()
+    except Exception:  # an unreadable setting: the DAG processor reports it; nothing is served by us
+        return []
+    found: list[Path] = []
     for entry in entries if isinstance(entries, list) else []:
         if not isinstance(entry, dict) or entry.get("classpath") != BUNDLE_CLASSPATH:
             continue
         configured = (entry.get("kwargs") or {}).get("configs_path") or os.environ.get(CONFIGS_ENV)
-        if configured and Path(configured).resolve() == target:
-            return True
-    return False
+        if configured:
+            found.append(Path(str(configured)).expanduser().resolve())
+    return found
+
+
+def served_by_bundle(folder: str | Path) -> bool:
+    """Whether a ``SyncPipelinesBundle`` is configured over ``folder``. Its parse units load these files
+    one by one, so a DAG file over the same folder must not load them again (every DAG would exist twice,
+    in two bundles)."""
+    return Path(folder).expanduser().resolve() in bundle_configs_paths()
 
 
 def load_dags_into(namespace: dict[str, Any], folder: str | Path) -> FolderResult:
@@ -167,15 +173,21 @@ def report_import_errors(message: str) -> bool:
 
 
 def _current_parse_result() -> Any:
-    """The ``DagImportResult`` of the Airflow importer currently executing this module, if any."""
+    """The ``DagImportResult`` of the Airflow importer currently executing this module, if any.
+
+    Airflow offers no public hook for a DAG file to report an import error without raising (raising adds
+    a traceback to the message), so this finds the importer's result object on the call stack. Where it is
+    not found (another Airflow version, a test, a worker), callers raise or log instead: the error is
+    still reported for the right file, only with a traceback.
+    """
     try:
         from airflow.dag_processing.importers.base import DagImportResult
     except ImportError:
         return None
     frame = sys._getframe(1)
     while frame is not None:
-        candidate = frame.f_locals.get("result")
-        if isinstance(candidate, DagImportResult):
-            return candidate
+        for candidate in frame.f_locals.values():
+            if isinstance(candidate, DagImportResult):
+                return candidate
         frame = frame.f_back  # type: ignore[assignment]
     return None
