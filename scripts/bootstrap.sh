@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Prepare a fresh machine: system packages for the MySQL driver, uv, a virtualenv in .venv with the pinned
-# dependencies (constraints.txt) and this package installed in editable mode. Safe to run again.
+# Prepare a fresh machine: system packages (for the MySQL driver, and Chromium for the browser test), uv,
+# a virtualenv in .venv with the pinned dependencies (constraints.txt) and this package installed in
+# editable mode. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ need_apt=()
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v cc >/dev/null || need_apt+=(build-essential)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need_apt+=(default-libmysqlclient-dev)
+# The Sync page's browser test drives Debian's headless Chromium through its driver (selenium).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   echo "Installing system packages: ${need_apt[*]}"
