@@ -76,6 +76,7 @@ setsid airflow standalone >"$demo/standalone.log" 2>&1 &
 airflow_pid=$!
 stop_airflow() {
   trap - INT TERM EXIT
+  trap "" PIPE  # a closed terminal or pipe must not stop the clean-up half-way
   echo; echo "Stopping Airflow"
   # standalone's children share its process group: ask them all, then make sure.
   kill -INT -- "-$airflow_pid" 2>/dev/null || true
