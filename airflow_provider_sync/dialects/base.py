@@ -246,11 +246,19 @@ class Dialect(KeysetSQL, LedgerSQL, DMLSQL, abc.ABC):
         Arrow-type mapping (no such type here, or a size the database cannot hold)."""
         return None
 
-    @abc.abstractmethod
     def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         """The column type used to create a target column for an Arrow field. ``is_key`` asks for a type
         usable in a primary key (bounded length where the database needs it). A field carrying the
-        source's declared type (``declared.py``) gets :meth:`declared_sql` when that is not None."""
+        source's declared type (``declared.py``) gets :meth:`declared_sql` when that is not None, any
+        other field :meth:`arrow_sql_type`."""
+        from .declared import declared_sql
+
+        declared = declared_sql(self, field, is_key=is_key)
+        return declared if declared is not None else self.arrow_sql_type(field, is_key=is_key)
+
+    @abc.abstractmethod
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+        """The column type for an Arrow field by its Arrow type alone (see :meth:`sql_type`)."""
 
     # ----------------------------------------------------------------- reading
     def read_batches(

@@ -195,14 +195,9 @@ class ClickHouseDialect(Dialect):
         # bytes, not blanks (the extract already dropped char padding).
         return "UUID" if declared.kind == "uuid" else None
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
-        from .declared import declared_sql
-
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return f"LowCardinality({self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)})"
@@ -256,8 +251,12 @@ class ClickHouseDialect(Dialect):
         # Sorting, version and partition columns cannot be Nullable in ClickHouse (NULLs load as defaults).
         not_nullable = {*primary_key, *partition, options.version_column}
         lines = [
-            self.column_sql(field, is_key=field.name in primary_key, nullable=field.name not in not_nullable,
-                            low_cardinality=field.name in options.low_cardinality)
+            self.column_sql(
+                field,
+                is_key=field.name in primary_key,
+                nullable=field.name not in not_nullable,
+                low_cardinality=field.name in options.low_cardinality,
+            )
             for field in schema
         ]
         engine = options.engine or ("ReplacingMergeTree" if primary_key else "MergeTree")
@@ -276,7 +275,11 @@ class ClickHouseDialect(Dialect):
         )
 
     def column_sql(
-        self, field: pa.Field, *, is_key: bool = False, nullable: bool | None = None,
+        self,
+        field: pa.Field,
+        *,
+        is_key: bool = False,
+        nullable: bool | None = None,
         low_cardinality: bool = False,
     ) -> str:
         """``name Nullable(T)`` for a nullable field unless it is a key or ``nullable`` is False (sorting

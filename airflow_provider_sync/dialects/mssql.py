@@ -243,14 +243,9 @@ class MSSQLDialect(Dialect):
             return f"VARBINARY({length})" if length <= 8000 else None
         return {"uuid": "UNIQUEIDENTIFIER", "json": "NVARCHAR(MAX)", "jsonb": "NVARCHAR(MAX)"}.get(kind)
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
-        from .declared import declared_sql
-
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)

@@ -123,15 +123,11 @@ class MySQLTypes(Dialect):
             )
         return super().create_table_sql(table, schema, primary_key)
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
-        from .declared import declared_sql
 
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_boolean(kind):
             return "BOOLEAN"
@@ -169,4 +165,3 @@ class MySQLTypes(Dialect):
         if pa.types.is_binary(kind):
             return lambda v: bytes(v) if not isinstance(v, str) else v.encode()
         return None
-

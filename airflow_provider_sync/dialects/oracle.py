@@ -269,15 +269,11 @@ class OracleDialect(Dialect):
             return f"RAW({length})" if length <= 2000 else None
         return "CHAR(36)" if kind == "uuid" else None
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
-        from .declared import declared_sql
 
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_dictionary(kind):
             return self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)

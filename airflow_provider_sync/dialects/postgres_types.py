@@ -69,15 +69,11 @@ class PostgresTypes(Dialect):
         simple = {"uuid": "uuid", "json": "jsonb", "jsonb": "jsonb", "bytes": "bytea", "date": "date"}
         return simple.get(kind, "boolean" if kind == "boolean" else None)
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
-        from .declared import declared_sql
 
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_boolean(kind):
             return "boolean"
@@ -112,4 +108,3 @@ class PostgresTypes(Dialect):
         if pa.types.is_string(column.arrow_type) and not textual:
             return str  # uuid, interval, inet, arrays, enums... arrive as Python objects
         return None
-

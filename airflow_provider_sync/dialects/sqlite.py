@@ -225,15 +225,11 @@ class SQLiteDialect(Dialect):
             return f"{declared.kind.upper()}({declared.length})"
         return "UUID TEXT" if declared.kind == "uuid" else None
 
-    def sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
+    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
         import pyarrow as pa
 
         from ._arrow import is_json_field
-        from .declared import declared_sql
 
-        declared = declared_sql(self, field, is_key=is_key)
-        if declared is not None:
-            return declared
         kind = field.type
         if pa.types.is_boolean(kind):
             return "BOOLEAN"
