@@ -78,12 +78,11 @@ class AuditRecord:
     error_class: str | None = None
     error_message: str | None = None
     warnings: list[str] | None = None
+    rows_deleted: int | None = None
 
     def __post_init__(self) -> None:
         if self.status not in AUDIT_STATUSES:
-            raise TerminalError(
-                f"audit status {self.status!r} is not one of {', '.join(AUDIT_STATUSES)}"
-            )
+            raise TerminalError(f"audit status {self.status!r} is not one of {', '.join(AUDIT_STATUSES)}")
         if not self.step:
             raise TerminalError("an audit record needs a step name (extract, load, ... or 'run')")
         self.started_at = _utc(self.started_at)
@@ -120,8 +119,9 @@ class AuditRecord:
         """A copy marked ``failed`` with the error's class and scrubbed message (no secrets, no row
         values)."""
         error_class, error_message = describe_error(error)
-        return self._ended("failed", ended_at, {"error_class": error_class, "error_message": error_message,
-                                                **values})
+        return self._ended(
+            "failed", ended_at, {"error_class": error_class, "error_message": error_message, **values}
+        )
 
     def _ended(self, status: str, ended_at: datetime | None, values: dict[str, Any]) -> AuditRecord:
         end = _utc(ended_at) or _now()

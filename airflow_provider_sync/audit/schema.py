@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 AUDIT_STATUSES = ("success", "failed", "skipped")
 JSON_COLUMNS = ("rejected_by_rule", "key_ids", "watermark_before", "watermark_after", "warnings")
 COUNT_COLUMNS = (
-    "rows_extracted", "rows_valid", "rows_rejected", "rows_masked", "rows_encrypted", "rows_loaded",
+    "rows_extracted",
+    "rows_valid",
+    "rows_rejected",
+    "rows_masked",
+    "rows_encrypted",
+    "rows_loaded",
     "rows_skipped",
 )
 
@@ -58,5 +63,6 @@ def audit_schema() -> pa.Schema:
             pa.field("error_class", pa.string()),
             pa.field("error_message", pa.string()),
             json_field("warnings"),  # things a successful step noticed, e.g. a watermark ahead of the source
+            pa.field("rows_deleted", pa.int64()),  # target rows deleted because the source deleted them
         ]
     )

@@ -22,7 +22,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from airflow_provider_sync.config.sections import ConnId, StrictModel
+from airflow_provider_sync.config.base import StrictModel
+from airflow_provider_sync.config.identifiers import ConnectionId
 from airflow_provider_sync.config.types import Duration
 
 NOTIFIER_KINDS = ("log", "email", "webhook")
@@ -57,7 +58,7 @@ class EmailNotifierSettings(StrictModel):
     """Send the alert by e-mail through an Airflow SMTP connection."""
 
     to: list[EmailAddress] = Field(min_length=1, description="Recipients' addresses.")
-    conn_id: ConnId = Field(
+    conn_id: ConnectionId = Field(
         default="smtp_default", description="Airflow SMTP connection (host, port, login)."
     )
     from_email: EmailAddress | None = Field(
@@ -78,7 +79,9 @@ class WebhookNotifierSettings(StrictModel):
     a ``headers`` extra (a JSON object) is sent with the request, and login/password as basic auth.
     """
 
-    conn_id: ConnId = Field(description="Airflow connection holding the webhook address and any credentials.")
+    conn_id: ConnectionId = Field(
+        description="Airflow connection holding the webhook address and any credentials."
+    )
     format: Literal["json", "slack"] = Field(
         default="json",
         description="json: every alert field as a JSON object (plus a `text` summary); "

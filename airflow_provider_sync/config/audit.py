@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from airflow_provider_sync.config.identifiers import Identifier
-from airflow_provider_sync.config.sections import ConnId, StrictModel
+from airflow_provider_sync.config.base import StrictModel
+from airflow_provider_sync.config.identifiers import ConnectionId, Identifier
 
 DEFAULT_AUDIT_TABLE = "sync_audit"
 
@@ -16,7 +16,7 @@ class AuditConfig(StrictModel):
     enabled: bool = Field(
         default=True, description="Write audit rows (turn off only for throw-away pipelines)."
     )
-    conn_id: ConnId | None = Field(
+    conn_id: ConnectionId | None = Field(
         default=None,
         description="Airflow connection of the database holding the audit table (default: the target's).",
     )

@@ -20,7 +20,7 @@ def _writers(pipelines: Iterable[Pipeline]) -> dict[TargetKey, list[tuple[Pipeli
     writers: dict[TargetKey, list[tuple[Pipeline, int]]] = {}
     for pipeline in pipelines:
         for index, table in enumerate(pipeline.tables):
-            key = (str(table.target.conn_id), str(table.target.table))
+            key = (table.target.conn_id, table.target.table)
             writers.setdefault(key, []).append((pipeline, index))
     return writers
 

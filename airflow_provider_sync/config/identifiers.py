@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, WithJsonSchema
+from pydantic import AfterValidator, Field, WithJsonSchema
 
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_ $#-]{0,127}$"
 IDENTIFIER_HELP = (
@@ -33,42 +33,42 @@ Identifier = Annotated[
 ]
 """A column, table or key name matching :data:`IDENTIFIER_PATTERN`."""
 
-CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,250}$"
-_CONNECTION_ID = re.compile(CONNECTION_ID_PATTERN)
-
-
-def check_connection_id(value: str) -> str:
-    if not _CONNECTION_ID.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid Airflow connection id: use letters, digits, '_', '.' or '-' "
-            "(the id of a connection defined in Airflow or its secrets backend)"
-        )
-    return value
-
+CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
 
 ConnectionId = Annotated[
     str,
-    AfterValidator(check_connection_id),
-    WithJsonSchema({"type": "string", "pattern": CONNECTION_ID_PATTERN}),
+    Field(
+        pattern=CONNECTION_ID_PATTERN,
+        description="Airflow connection id (credentials live in the connection, never in YAML).",
+    ),
 ]
 """The id of an Airflow connection; secrets are only ever referenced this way."""
 
 QUALIFIED_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_ $#-]{0,127}(\.[A-Za-z_][A-Za-z0-9_ $#-]{0,127}){0,2}$"
-_QUALIFIED_NAME = re.compile(QUALIFIED_NAME_PATTERN)
 
 
 def check_qualified_name(value: str) -> str:
-    if not _QUALIFIED_NAME.match(value):
+    """Return ``value`` unchanged, or raise ValueError naming the part that is not a valid name."""
+    parts = value.split(".")
+    if len(parts) > 3 or any(not part for part in parts):
         raise ValueError(
-            f"{value!r} is not a valid table name: expected name, schema.name or database.schema.name, "
-            f"each part {IDENTIFIER_HELP}"
+            f"{value!r} is not a table name: use 'table', 'schema.table' or 'database.schema.table'"
         )
+    for part in parts:
+        check_identifier(part)
     return value
 
 
 QualifiedName = Annotated[
     str,
     AfterValidator(check_qualified_name),
-    WithJsonSchema({"type": "string", "pattern": QUALIFIED_NAME_PATTERN}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": QUALIFIED_NAME_PATTERN,
+            "description": "Table name: `table`, `schema.table` or `database.schema.table`; always quoted "
+            "in SQL.",
+        }
+    ),
 ]
 """A table name, optionally qualified by schema (and database): ``orders``, ``sales.orders``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -24,16 +24,19 @@ from pydantic import (
     model_validator,
 )
 
+from airflow_provider_sync.config.base import StrictModel
 from airflow_provider_sync.config.sections import (
     DefaultArgs,
+    DeletesConfig,
     IncrementalConfig,
     SourceConfig,
     StagingConfig,
-    StrictModel,
     TargetConfig,
     WaitForRowsConfig,
 )
 from airflow_provider_sync.config.steps import step_specs
+
+_Target = TypeVar("_Target", bound=TargetConfig)
 
 SCHEDULE_PRESETS = (
     "@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually",
@@ -98,12 +101,35 @@ DAG_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,250}$"
 TableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
+def with_target_options(base: type[_Target]) -> type[_Target]:
+    """``base`` with one optional ``target.<key>`` section per registered target kind."""
+    from airflow_provider_sync.targets import target_kinds
+
+    sections: dict[str, Any] = {
+        kind.options_key: (kind.options_model | None, Field(None, description=kind.options_help))
+        for kind in target_kinds().values()
+        if kind.options_key is not None and kind.options_model is not None
+    }
+    model: type[_Target] = create_model(base.__name__, __base__=base, __doc__=base.__doc__, **sections)
+    return model
+
+
+@cache
+def target_model() -> type[TargetConfig]:
+    """The YAML model of ``target``, with every target kind's options section."""
+    return with_target_options(TargetConfig)
+
+
 def _table_fields(steps_type: Any) -> dict[str, Any]:
     """Settings a table inherits from the file level and may override."""
     return {
         "source": (SourceConfig | None, Field(None, description="Where rows come from.")),
-        "target": (TargetConfig | None, Field(None, description="Where rows go.")),
+        "target": (target_model() | None, Field(None, description="Where rows go.")),
         "incremental": (IncrementalConfig | None, Field(None, description="What counts as new.")),
+        "deletes": (
+            DeletesConfig | None,
+            Field(None, description="How rows deleted at the source leave the target."),
+        ),
         "steps": (
             steps_type | None,
             Field(
@@ -216,4 +242,4 @@ def pipeline_file_model() -> type[BaseModel]:
     return pipeline_models()[0]
 
 
-TABLE_SETTING_KEYS = ("source", "target", "incremental", "steps", "pool", "wait_for_rows")
+TABLE_SETTING_KEYS = ("source", "target", "incremental", "deletes", "steps", "pool", "wait_for_rows")

@@ -1,7 +1,7 @@
-"""The README's YAML reference, generated from the models so it cannot drift from them.
+"""The YAML reference (docs/reference.md), generated from the models so it cannot drift from them.
 
-``python -m airflow_provider_sync.config.reference --write README.md`` rewrites the block between the
-markers; a test fails when the committed README differs from what the models say.
+``python -m airflow_provider_sync.config.reference --write docs/reference.md`` rewrites the block between
+the markers; a test fails when the committed file differs from what the models say.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from airflow_provider_sync.config.issues import issues_from_merged, issues_from_validation, unexpected_issue
 from airflow_provider_sync.config.loader import (
@@ -23,32 +23,21 @@ from airflow_provider_sync.config.loader import (
     load_yaml_file,
     substitute_env,
 )
-from airflow_provider_sync.config.pipeline import TABLE_SETTING_KEYS, pipeline_models
+from airflow_provider_sync.config.pipeline import TABLE_SETTING_KEYS, pipeline_models, target_model
+from airflow_provider_sync.config.resolved import (
+    INCREMENTAL_DEFAULTS,
+    TARGET_DEFAULTS,
+    TableSpec,
+    table_spec_model,
+)
 from airflow_provider_sync.config.sections import (
     IncrementalConfig,
     SourceConfig,
     StagingConfig,
-    StrictModel,
-    TargetConfig,
-    WaitForRowsConfig,
 )
 from airflow_provider_sync.errors import ConfigError, ConfigIssue
 
 DEFAULTS_FILE_NAMES = ("defaults.yaml", "_defaults.yaml", "defaults.yml", "_defaults.yml")
-DEFAULT_BATCH_SIZE = 50_000
-
-
-class TableSpec(StrictModel):
-    """A table with file-level settings merged in and defaults applied: what the operators run."""
-
-    name: str
-    source: SourceConfig
-    target: TargetConfig
-    incremental: IncrementalConfig
-    steps: list[dict[str, Any]] = Field(default_factory=list)
-    pool: str | None = None
-    wait_for_rows: WaitForRowsConfig | None = None
-    staging: StagingConfig = Field(default_factory=StagingConfig)
 
 
 @dataclass(frozen=True)
@@ -202,7 +191,7 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
         if problems:
             continue
         try:
-            spec = _apply_defaults(name, merged, staging)
+            spec = resolve_table(name, merged, staging)
         except ValidationError as error:  # the table's settings and the file's do not fit together
             issues.extend(issues_from_merged(error, loaded, prefix))
             continue
@@ -263,6 +252,21 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
                 "(or use mode 'append' or 'replace')",
             )
         )
+    deletes = merged.get("deletes", {})
+    if deletes.get("soft_delete_column") and not deletes.get("keep_flagged") and mode != "upsert":
+        problems.append(
+            (
+                ("deletes", "soft_delete_column"),
+                f"deleting flagged rows needs mode 'upsert' with 'keys' (rows are deleted by key), not "
+                f"{mode!r}; or set keep_flagged: true to load the flag instead",
+            )
+        )
+    columns = source.get("columns")
+    flag = deletes.get("soft_delete_column")
+    if flag and columns and flag not in columns:
+        problems.append(
+            (("deletes", "soft_delete_column"), f"{flag!r} must also be listed in source.columns")
+        )
     if incremental.get("lag") and mode == "append":
         problems.append(
             (
@@ -296,31 +300,28 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     return problems
 
 
-def _apply_defaults(name: str | None, merged: dict[str, Any], staging: StagingConfig) -> TableSpec:
+def resolve_table(
+    name: str | None, merged: dict[str, Any], staging: StagingConfig | None = None
+) -> TableSpec:
+    """The resolved table of merged settings (file and table levels already combined): defaults
+    applied, each section validated. Raises pydantic's ValidationError for settings that do not fit."""
+    # Each section is validated by its YAML model first, so an error names the section it belongs to.
     source = SourceConfig.model_validate(merged["source"])
-    target_raw = dict(merged["target"])
+    target_raw = {**TARGET_DEFAULTS, **merged["target"]}
     target_raw.setdefault("table", (source.table or "").split(".")[-1])
-    target_raw.setdefault("mode", "upsert")
-    target_raw.setdefault("create_if_missing", True)
-    target_raw.setdefault("on_load_error", "fail")
-    target_raw.setdefault("shared", False)
-    target = TargetConfig.model_validate(target_raw)
-    incremental_raw = dict(merged.get("incremental", {}))
-    incremental_raw.setdefault("strategy", "full")
-    incremental_raw.setdefault("batch_size", DEFAULT_BATCH_SIZE)
-    incremental_raw.setdefault("null_policy", "exclude")
-    incremental_raw.setdefault("source_timezone", "UTC")
-    incremental_raw.setdefault("mode", "watermark")
-    incremental_raw.setdefault("on_watermark_ahead", "warn")
-    incremental_raw.setdefault("key", target.keys or [])
-    table_name = name or str(target.table).split(".")[-1]
-    return TableSpec(
-        name=table_name,
-        source=source,
-        target=target,
-        incremental=IncrementalConfig.model_validate(incremental_raw),
-        steps=merged.get("steps", []),
-        pool=merged.get("pool"),
-        wait_for_rows=merged.get("wait_for_rows"),
-        staging=staging,
+    target = target_model().model_validate(target_raw)
+    incremental_raw = {**INCREMENTAL_DEFAULTS, "key": target.keys or [], **merged.get("incremental", {})}
+    incremental = IncrementalConfig.model_validate(incremental_raw)
+    return table_spec_model().model_validate(
+        {
+            "name": name or str(target.table).split(".")[-1],
+            "source": _dump(source),
+            "target": _dump(target),
+            "incremental": _dump(incremental),
+            "deletes": merged.get("deletes", {}),
+            "steps": merged.get("steps", []),
+            "pool": merged.get("pool"),
+            "wait_for_rows": merged.get("wait_for_rows"),
+            "staging": staging or StagingConfig(),
+        }
     )

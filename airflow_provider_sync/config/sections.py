@@ -13,52 +13,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from airflow_provider_sync.config.base import StrictModel
 from airflow_provider_sync.config.checks import check_cursor_bounds, check_single_select, lag_for_strategy
-from airflow_provider_sync.config.identifiers import Identifier
+from airflow_provider_sync.config.identifiers import ConnectionId, Identifier, QualifiedName
 from airflow_provider_sync.config.types import Duration, Lag
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _check_qualified_name(value: str) -> str:
-    parts = value.split(".")
-    if len(parts) > 3 or any(not part for part in parts):
-        raise ValueError(
-            f"{value!r} is not a table name: use 'table', 'schema.table' or 'database.schema.table'"
-        )
-    for part in parts:
-        _IDENTIFIER.validate_python(part)
-    return value
-
-
-_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
-
-QualifiedName = Annotated[
-    str,
-    AfterValidator(_check_qualified_name),
-    Field(
-        description="Table name: `table`, `schema.table` or `database.schema.table`; always quoted in SQL."
-    ),
-]
-
-ConnId = Annotated[
-    str,
-    Field(
-        pattern=r"^[A-Za-z0-9_.\-]{1,250}$",
-        description="Airflow connection id (credentials live in the connection, never in YAML).",
-    ),
-]
+from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, Strategy
 
 
 def _check_query(value: str) -> str:
@@ -69,7 +34,7 @@ def _check_query(value: str) -> str:
 class SourceConfig(StrictModel):
     """Where rows come from."""
 
-    conn_id: ConnId | None = None
+    conn_id: ConnectionId | None = None
     table: QualifiedName | None = Field(None, description="Source table to read.")
     query: Annotated[str, AfterValidator(_check_query)] | None = Field(
         None,
@@ -85,18 +50,8 @@ class SourceConfig(StrictModel):
         return self
 
 
-LoadMode = Literal["append", "replace", "upsert"]
-
-
-def _check_partition_expression(value: str) -> str:
-    from airflow_provider_sync.dialects.clickhouse_layout import partition_columns
-
-    partition_columns(value)
-    return value
-
-
 def _check_topic_template(value: str) -> str:
-    from airflow_provider_sync.publish.kafka import topic_for_table
+    from airflow_provider_sync.core.topics import topic_for_table
 
     try:
         topic_for_table(value, table="table", schema="schema")
@@ -105,51 +60,11 @@ def _check_topic_template(value: str) -> str:
     return value
 
 
-class ClickHouseTargetOptions(StrictModel):
-    """Layout of a ClickHouse target table created by the sync (an existing table is left as it is)."""
-
-    engine: Literal["ReplacingMergeTree", "MergeTree"] | None = Field(
-        None,
-        description="Table engine. Default: ReplacingMergeTree when the target has keys (one row per key "
-        "after merges; read with FINAL), MergeTree otherwise.",
-    )
-    version_column: Identifier | None = Field(
-        None,
-        description="ReplacingMergeTree version: the row with the highest value of this column (typically "
-        "the cursor) survives merges. Default: the last row inserted.",
-    )
-    partition_by: Annotated[str, AfterValidator(_check_partition_expression)] | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9_(), ]{1,200}$",
-        description="PARTITION BY expression: column names, integers and function calls over them, e.g. "
-        "`toYYYYMM(occurred_at)` or `(toDate(occurred_at), region)`.",
-    )
-    low_cardinality: list[Identifier] | None = Field(
-        None, description="String columns stored as LowCardinality(String) (few distinct values)."
-    )
-
-
-class KafkaTargetOptions(StrictModel):
-    """How rows become Kafka messages (one JSON change event per row, keyed by the target keys)."""
-
-    key_format: Literal["json", "joined"] | None = Field(
-        None,
-        description='json: the keys as a JSON object ({"id": 7}, default); joined: the key values joined '
-        "by key_separator (7|eu).",
-    )
-    key_separator: str | None = Field(
-        None, min_length=1, max_length=8, description="Separator of a joined key (default `|`)."
-    )
-    headers: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")], str] | None = Field(
-        None,
-        description="Static headers added to every message (no secrets: consumers see every header).",
-    )
-
-
+# Each target kind adds its own ``target.<kind>`` section: see config.pipeline.target_model.
 class TargetConfig(StrictModel):
     """Where rows go, and how they are written."""
 
-    conn_id: ConnId | None = None
+    conn_id: ConnectionId | None = None
     table: QualifiedName | None = Field(None, description="Target table (default: the source table's name).")
     mode: LoadMode | None = Field(
         None,
@@ -165,13 +80,7 @@ class TargetConfig(StrictModel):
         description="Kafka topic, for Kafka targets (default: the target table's name). `{schema}` and "
         "`{table}` expand to the source table's schema and name, e.g. `sync.{schema}.{table}`.",
     )
-    clickhouse: ClickHouseTargetOptions | None = Field(
-        None, description="Layout of the target table when the target is ClickHouse and the sync creates it."
-    )
-    kafka: KafkaTargetOptions | None = Field(
-        None, description="Message format when the target connection is Kafka (conn type `kafka`)."
-    )
-    on_load_error: Literal["fail", "quarantine"] | None = Field(
+    on_load_error: OnLoadError | None = Field(
         None, description="fail: roll back and fail; quarantine: isolate rows the target rejects."
     )
     shared: bool | None = Field(
@@ -181,7 +90,6 @@ class TargetConfig(StrictModel):
     )
 
 
-Strategy = Literal["timestamp", "sequence", "version", "full"]
 CursorValue = int | float | datetime | date | str
 
 
@@ -220,7 +128,7 @@ class IncrementalConfig(StrictModel):
     initial_value: CursorValue | None = Field(None, description="Where the first run starts (exclusive).")
     end_value: CursorValue | None = Field(None, description="Never read past this cursor value.")
     batch_size: int | None = Field(None, gt=0, le=1_000_000, description="Rows per batch (default 50000).")
-    null_policy: Literal["exclude", "include", "fail"] | None = Field(
+    null_policy: NullPolicy | None = Field(
         None, description="Rows whose cursor is NULL: exclude (counted, logged; default), include, or fail."
     )
     mode: Literal["watermark", "interval"] | None = Field(
@@ -259,6 +167,21 @@ class IncrementalConfig(StrictModel):
         first, second = (initial, value) if info.field_name == "end_value" else (value, None)
         check_cursor_bounds(first, second, info.data.get("strategy"), info.data.get("source_timezone"))
         return value
+
+
+class DeletesConfig(StrictModel):
+    """How rows deleted at the source leave the target (cursor strategies cannot see hard deletes)."""
+
+    soft_delete_column: Identifier | None = Field(
+        None,
+        description="Source column marking deleted rows: rows where it is true (a boolean column) or not "
+        "null (any other type, e.g. `deleted_at`) are deleted from the target by key. Needs mode upsert.",
+    )
+    keep_flagged: bool | None = Field(
+        None,
+        description="Keep flagged rows in the target, loaded with their flag, instead of deleting them. "
+        "Default: false.",
+    )
 
 
 class WaitForRowsConfig(StrictModel):
@@ -305,5 +228,5 @@ class StagingConfig(StrictModel):
         description="fsspec URL under which Arrow files are staged (default $SYNC_STAGING_BASE or a local "
         "folder), e.g. s3://bucket/sync.",
     )
-    conn_id: ConnId | None = Field(None, description="Airflow connection for the object store.")
+    conn_id: ConnectionId | None = Field(None, description="Airflow connection for the object store.")
     keep_committed: bool = Field(False, description="Keep staged files after a successful run.")

@@ -26,14 +26,16 @@ from __future__ import annotations
 import binascii
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from airflow_provider_sync.config.steps.encrypt import EncryptionMode, EncryptStep
 from airflow_provider_sync.core.keyring import Keyring
 from airflow_provider_sync.core.normalize import as_text
 from airflow_provider_sync.errors import IncompatibleSchemaError, KeyringError, TerminalError
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.config.steps.encrypt import EncryptionMode, EncryptStep
 
 FORMAT_VERSION = "v1"
 MODE_TOKENS: dict[str, str] = {"randomized": "gcm", "deterministic": "siv"}
@@ -292,7 +294,7 @@ class Encryptor:
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         """Encrypted columns become strings without the source's declared type (an envelope fits no
         ``varchar(n)`` and is no JSON); the others keep their types."""
-        from airflow_provider_sync.dialects.declared import with_declared
+        from airflow_provider_sync.core.declared import with_declared
 
         fields = [
             with_declared(f.with_type(pa.string()), None) if f.name in self.step.columns else f

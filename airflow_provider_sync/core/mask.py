@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_sync.config.steps.mask import (
-    SECRET_STRATEGIES,
-    MaskRule,
-    MaskStep,
-    PartialMask,
-    PhoneMask,
-    ReplaceMask,
-    TokenizeMask,
-)
 from airflow_provider_sync.core.convert import is_text
 from airflow_provider_sync.core.normalize import as_text
+from airflow_provider_sync.core.vocabulary import SECRET_STRATEGIES
 from airflow_provider_sync.errors import IncompatibleSchemaError, KeyringError
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.config.steps.mask import MaskRule, MaskStep
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_BYTES = 16
@@ -224,7 +219,7 @@ class Masker:
                     "use null or replace for other types"
                 )
             return pc.if_else(pc.is_valid(values), pa.scalar(REDACTED, values.type), values)
-        if isinstance(rule, ReplaceMask):
+        if rule.strategy == "replace":
             try:
                 value = pa.scalar(rule.value).cast(values.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
@@ -233,22 +228,22 @@ class Masker:
                     f"column type {values.type}"
                 ) from None
             return pc.if_else(pc.is_valid(values), value, pa.scalar(None, values.type))
-        if isinstance(rule, PartialMask):
+        if rule.strategy == "partial":
             return mask_partial(values, rule.keep_first, rule.keep_last, rule.mask_char)
         if strategy == "email":
             return mask_email(values)
-        if isinstance(rule, PhoneMask):
+        if rule.strategy == "phone":
             return mask_phone(values, rule.keep_last)
         if strategy == "hash":
             return hmac_hex(values, self._hash_key)
-        assert isinstance(rule, TokenizeMask)
+        assert rule.strategy in ("tokenize", "pseudonym")
         return tokenize(values, self._token_key, rule.prefix)
 
     def output_schema(self, schema: pa.Schema) -> pa.Schema:
         """The schema of masked batches: text strategies turn their columns into strings, and rewritten
         columns lose the source's declared type (a hash does not fit ``varchar(10)``, a redacted document
         is no JSON); only ``null`` keeps it."""
-        from airflow_provider_sync.dialects.declared import with_declared
+        from airflow_provider_sync.core.declared import with_declared
 
         fields = []
         for field in schema:

@@ -18,12 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_sync.config.steps.schema_map import LookupSpec, ParseDateSpec, SchemaMapStep
 from airflow_provider_sync.core.convert import (
     arrow_type,
     is_text,
@@ -35,6 +34,9 @@ from airflow_provider_sync.core.expression import Expression, parse_expression
 from airflow_provider_sync.core.normalize import as_text, normalize_email, normalize_phone
 from airflow_provider_sync.core.rejects import RejectedRows
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.config.steps.schema_map import LookupSpec, SchemaMapStep
 
 _TIME_DIRECTIVES = re.compile(r"%[HIMSpTRrcXzfs]")
 
@@ -163,12 +165,10 @@ class SchemaMapper:
 
     def _parse_dates(self, work: _Work) -> None:
         for column, spec in self.step.parse_dates.items():
-            parsed_spec = spec if isinstance(spec, ParseDateSpec) else ParseDateSpec(format=spec, to=None)
+            date_format, wanted = (spec, None) if isinstance(spec, str) else (spec.format, spec.to)
             text = as_text(work.get(column, "parse_dates"))
-            parsed, failed = parse_datetime(text, parsed_spec.format)
-            target = parsed_spec.to or (
-                "timestamp" if _TIME_DIRECTIVES.search(parsed_spec.format) else "date"
-            )
+            parsed, failed = parse_datetime(text, date_format)
+            target = wanted or ("timestamp" if _TIME_DIRECTIVES.search(date_format) else "date")
             if target == "date":
                 parsed = pc.cast(parsed, pa.date32())
             elif target == "timestamptz" and parsed.type.tz is None:
@@ -180,7 +180,7 @@ class SchemaMapper:
                 self.step.on_cast_error,
                 "parse_dates",
                 column,
-                f"do not match the format {parsed_spec.format!r}",
+                f"do not match the format {date_format!r}",
                 failed,
             )
 

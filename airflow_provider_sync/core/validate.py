@@ -17,12 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider_sync.config.steps.validate import ColumnRules, OnInvalid, ValidateStep
 from airflow_provider_sync.core.convert import (
     arrow_type,
     is_text,
@@ -34,6 +33,9 @@ from airflow_provider_sync.core.expression import parse_expression
 from airflow_provider_sync.core.normalize import as_text, is_email, normalize_phone
 from airflow_provider_sync.core.rejects import RejectedRows
 from airflow_provider_sync.errors import IncompatibleSchemaError, InvalidRowsThresholdError, TerminalError
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.config.steps.validate import ColumnRules, OnInvalid, ValidateStep
 
 _FALSE = pa.scalar(False)
 

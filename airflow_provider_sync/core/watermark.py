@@ -18,10 +18,10 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from airflow_provider_sync.core.vocabulary import STRATEGIES, Strategy
 from airflow_provider_sync.errors import WatermarkError
 
-Strategy = Literal["timestamp", "sequence", "version", "full"]
-STRATEGIES: tuple[str, ...] = ("timestamp", "sequence", "version", "full")
+__all__ = ["STRATEGIES", "Strategy"]
 UTC = dt.timezone.utc
 #: Ledger range labels longer than this are replaced by a hash so they fit an indexable column.
 MAX_LABEL_LENGTH = 180

@@ -78,6 +78,8 @@ class Capabilities:
     """CREATE/ALTER/DROP can be rolled back (otherwise they commit implicitly)."""
     supports_schemas: bool = True
     native_json: bool = False
+    file_based: bool = False
+    """The database is a file (its lineage namespace is the file, not a server address)."""
     target_lock: str = "none"
     """What serializes loads into one target table (``pg_advisory_xact_lock``, ``get_lock``,
     ``begin_immediate``, ``sp_getapplock``, ``dbms_lock``; ``none``: nothing, only the owners claim)."""

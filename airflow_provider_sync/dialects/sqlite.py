@@ -94,6 +94,7 @@ class SQLiteDialect(Dialect):
         transactional_ddl=True,
         supports_schemas=True,
         native_json=False,
+        file_based=True,
         # begin_write opens BEGIN IMMEDIATE: the database write lock is the target lock.
         target_lock="begin_immediate",
     )

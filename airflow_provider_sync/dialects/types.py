@@ -27,6 +27,18 @@ class TableRef:
     def __str__(self) -> str:
         return f"{self.schema}.{self.name}" if self.schema else self.name
 
+    @classmethod
+    def parse(cls, qualified: str) -> TableRef:
+        """``"schema.table"`` → ``TableRef("table", "schema")``; the last dot separates the name."""
+        schema, name = split_table_name(qualified)
+        return cls(name, schema)
+
+
+def split_table_name(qualified: str) -> tuple[str | None, str]:
+    """``"schema.table"`` → ``("schema", "table")``; ``"table"`` → ``(None, "table")``."""
+    schema, _, name = qualified.rpartition(".")
+    return (schema or None), name
+
 
 @dataclass(frozen=True)
 class Query:

@@ -10,7 +10,8 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.config.pipeline import AssetSchedule
-from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+from airflow_provider_sync.config.resolve import Pipeline
+from airflow_provider_sync.config.resolved import TableSpec
 from airflow_provider_sync.config.steps import step_specs
 
 if TYPE_CHECKING:

@@ -79,8 +79,7 @@ def _decrypt_table(args: argparse.Namespace, keyring: Keyring) -> int:
     from airflow_provider_sync.core.encrypt import decrypt_array
     from airflow_provider_sync.dialects import get_dialect
     from airflow_provider_sync.dialects._arrow import schema_of
-    from airflow_provider_sync.dialects.types import TableRef
-    from airflow_provider_sync.operators.base import split_table_name
+    from airflow_provider_sync.dialects.types import TableRef, split_table_name
     from airflow_provider_sync.operators.rotate import page_query
 
     info = database_of(args.conn_id)
@@ -95,8 +94,9 @@ def _decrypt_table(args: argparse.Namespace, keyring: Keyring) -> int:
         declared = {column.name: column for column in dialect.get_columns(conn, table)}
         columns = [declared[column] for column in [*keys, args.column]]
         query = page_query(dialect, table, [c.name for c in columns], keys, None, args.limit)
-        rows = pa.Table.from_batches(list(dialect.read_batches(conn, query, columns, args.limit)),
-                                     schema=schema_of(columns))
+        rows = pa.Table.from_batches(
+            list(dialect.read_batches(conn, query, columns, args.limit)), schema=schema_of(columns)
+        )
         conn.rollback()
     finally:
         conn.close()
@@ -111,16 +111,19 @@ def _decrypt_table(args: argparse.Namespace, keyring: Keyring) -> int:
 
 
 def cmd_rotate(args: argparse.Namespace) -> int:
-    from airflow_provider_sync.dialects.types import TableRef
-    from airflow_provider_sync.operators.base import split_table_name
+    from airflow_provider_sync.dialects.types import TableRef, split_table_name
     from airflow_provider_sync.operators.rotate import rotate_table_keys
 
     keyring = keyring_of(args.keyring_conn_id)
     schema, name = split_table_name(args.table)
     contexts = {column: _context(args, column) for column in args.column}
     result = rotate_table_keys(
-        database_of(args.conn_id), TableRef(name, schema), contexts, keyring,
-        batch_size=args.batch_size, key_columns=args.key or None,
+        database_of(args.conn_id),
+        TableRef(name, schema),
+        contexts,
+        keyring,
+        batch_size=args.batch_size,
+        key_columns=args.key or None,
     )
     print(json.dumps(result.to_json(), indent=2))
     return 0
@@ -143,8 +146,13 @@ def add_crypto_commands(commands: Any) -> None:
     rotate.add_argument("--conn-id", required=True, help="Airflow connection of the target database")
     rotate.add_argument("--table", required=True, help="table as written under target.table")
     rotate.add_argument("--column", action="append", required=True, help="encrypted column (repeatable)")
-    rotate.add_argument("--context", dest="context_of", action="append", metavar="COLUMN=CONTEXT",
-                        help="context of a column when the encrypt step set one (repeatable)")
+    rotate.add_argument(
+        "--context",
+        dest="context_of",
+        action="append",
+        metavar="COLUMN=CONTEXT",
+        help="context of a column when the encrypt step set one (repeatable)",
+    )
     rotate.add_argument("--key", nargs="*", help="key column(s) to walk the table by (default: primary key)")
     rotate.add_argument("--batch-size", type=int, default=5_000, help="rows per transaction (default 5000)")
     rotate.set_defaults(handler=cmd_rotate)

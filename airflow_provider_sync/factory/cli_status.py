@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import ConfigError, TerminalError
 
 if TYPE_CHECKING:
-    from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+    from airflow_provider_sync.config.resolve import Pipeline
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
 DEFAULT_CONFIGS = "dag_configs"
@@ -123,11 +124,9 @@ def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datet
     raw = read_outside_task(dag_id, table.name)
     if raw is None:
         return
-    strategy = str(table.incremental.strategy or "full")
+    strategy = table.incremental.strategy
     try:
-        mark = parse_stored(
-            dag_id, table.name, raw, strategy, str(table.incremental.source_timezone or "UTC")
-        )
+        mark = parse_stored(dag_id, table.name, raw, strategy, table.incremental.source_timezone)
     except WatermarkError as error:
         status.watermark, status.warning = DAMAGED, str(error)
         return
@@ -149,7 +148,7 @@ def _last_run(info: ConnectionInfo, audit_table: Any, dag_id: str, table: str) -
     """The newest run row (``step = 'run'``) of one table in the audit table, or None. Its ``warnings``
     gather what any step of that run noticed (the extract's row says when the watermark is ahead)."""
     from airflow_provider_sync.dialects import get_dialect
-    from airflow_provider_sync.dialects.types import Binder
+    from airflow_provider_sync.dialects.types import Query
 
     dialect = get_dialect(info.conn_type)
     conn = dialect.connect(info)
@@ -157,36 +156,22 @@ def _last_run(info: ConnectionInfo, audit_table: Any, dag_id: str, table: str) -
         if not dialect.table_exists(conn, audit_table):
             return None
         columns = dialect.get_columns(conn, audit_table)
-        name, q = dialect.qualify(audit_table), dialect.quote
+        names = [column.name for column in columns]
 
-        def read(where: str, *values: Any) -> list[dict[str, Any]]:
-            bind = Binder(dialect.capabilities.param_style)
-            sql = where.format(*(bind(v) for v in values))
-            query = bind.query(
-                f"SELECT {dialect.column_list([c.name for c in columns])} FROM {name} WHERE {sql}"
-            )
+        def read(query: Query) -> list[dict[str, Any]]:
             return [
                 row for batch in dialect.read_batches(conn, query, columns, 10) for row in batch.to_pylist()
             ]
 
-        this_table = f"{q('dag_id')} = {{}} AND {q('table_name')} = {{}}"
-        runs = f"{this_table} AND {q('step')} = 'run'"
+        this_table = {"dag_id": dag_id, "table_name": table}
         rows = read(
-            f"{runs} AND {q('started_at')} = (SELECT MAX({q('started_at')}) FROM {name} WHERE {runs})",
-            dag_id,
-            table,
-            dag_id,
-            table,
+            dialect.latest_rows_query(audit_table, names, {**this_table, "step": "run"}, "started_at")
         )
         # Two run rows with the same start (a failed try recorded, then a success): the last written wins.
         run = max(rows, key=lambda row: row.get("ended_at") or row["started_at"]) if rows else None
-        if run is not None and any(c.name == "warnings" for c in columns):
-            steps = read(
-                f"{this_table} AND {q('run_id')} = {{}} AND {q('warnings')} IS NOT NULL",
-                dag_id,
-                table,
-                run["run_id"],
-            )
+        if run is not None and "warnings" in names:
+            where = {**this_table, "run_id": run["run_id"]}
+            steps = read(dialect.select_query(audit_table, names, where, not_null=["warnings"]))
             run["warnings"] = [text for row in steps for text in _json_list(row["warnings"])]
         conn.commit()
     finally:
@@ -209,6 +194,7 @@ def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> li
     from airflow_provider_sync.audit.writer import audit_table
     from airflow_provider_sync.config.audit import AuditConfig
     from airflow_provider_sync.notifications.message import scrub_error_message
+    from airflow_provider_sync.targets import target_for
 
     now = now or dt.datetime.now(dt.timezone.utc)
     settings = getattr(pipeline.model, "audit", None) or AuditConfig()
@@ -220,11 +206,12 @@ def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> li
         if not settings.enabled:
             status.note = "audit is turned off for this pipeline"
             continue
-        conn_id = settings.conn_id or str(table.target.conn_id)
+        conn_id = settings.conn_id or table.target.conn_id
         try:
             info = _connection_info(conn_id)
             audit = audit_table(settings)
-            run = None if info.conn_type == "kafka" else _last_run(info, audit, pipeline.dag_id, table.name)
+            has_tables = target_for(info.conn_type).capabilities.tables
+            run = _last_run(info, audit, pipeline.dag_id, table.name) if has_tables else None
         except Exception as error:  # any unreachable audit database: report it, keep going
             status.note = f"audit table unavailable ({conn_id}): {scrub_error_message(str(error), limit=200)}"
             continue

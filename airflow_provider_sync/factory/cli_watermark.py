@@ -23,15 +23,16 @@ from airflow_provider_sync.factory.cli_status import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+    from airflow_provider_sync.config.resolve import Pipeline
+    from airflow_provider_sync.config.resolved import TableSpec
 
 
 def _strategy(table: TableSpec) -> str:
-    return str(table.incremental.strategy or "full")
+    return table.incremental.strategy
 
 
 def _zone(table: TableSpec) -> str:
-    return str(table.incremental.source_timezone or "UTC")
+    return table.incremental.source_timezone
 
 
 def _show_one(dag_id: str, table: TableSpec, as_json: bool) -> bool:
@@ -84,7 +85,7 @@ def new_watermark(table: TableSpec, cursor: str, key: list[str] | None) -> dict[
     if strategy == "full":
         raise TerminalError(f"table {table.name!r} uses strategy full: it keeps no watermark to set")
     value = normalize_cursor(cursor, strategy, _zone(table))
-    columns = list(table.incremental.key or ())
+    columns = list(table.incremental.key)
     if key and columns and len(key) != len(columns):
         raise TerminalError(
             f"--key needs {len(columns)} value(s), one per key column ({', '.join(columns)}); got {len(key)}"
@@ -127,14 +128,19 @@ def write_cli_audit(
     from airflow_provider_sync.audit.writer import AuditWriter, audit_table
     from airflow_provider_sync.config.audit import AuditConfig
     from airflow_provider_sync.factory.cli_status import _connection_info
+    from airflow_provider_sync.targets import target_for
 
     settings = getattr(pipeline.model, "audit", None) or AuditConfig()
     if not settings.enabled:
         return "audit is turned off for this pipeline: no audit row written"
-    conn_id = settings.conn_id or str(table.target.conn_id)
+    conn_id = settings.conn_id or table.target.conn_id
     info = _connection_info(conn_id)
-    if info.conn_type == "kafka":
-        return f"no audit row: connection {conn_id!r} is Kafka; set audit.conn_id to a database"
+    kind = target_for(info.conn_type)
+    if not kind.capabilities.tables:
+        return (
+            f"no audit row: connection {conn_id!r} is a {kind.name} target, which holds no tables; set "
+            "audit.conn_id to a database"
+        )
     now = dt.datetime.now(dt.timezone.utc)
     record = AuditRecord(
         dag_id=pipeline.dag_id,

@@ -44,6 +44,7 @@ def write_audit(operator: SyncTableOperator, record: AuditRecord, *, raise_error
     """
     from airflow_provider_sync.audit.writer import AuditWriter, audit_table
     from airflow_provider_sync.config.audit import AuditConfig
+    from airflow_provider_sync.targets import target_for
 
     settings = AuditConfig.model_validate(operator.pipeline_info.get("audit") or {})
     if not settings.enabled:
@@ -51,9 +52,13 @@ def write_audit(operator: SyncTableOperator, record: AuditRecord, *, raise_error
     conn_id = settings.conn_id or str(operator.table.target.conn_id)
     try:
         info = operator.connection_info(conn_id)
-        if info.conn_type == "kafka":
+        kind = target_for(info.conn_type)
+        if not kind.capabilities.tables:
             operator.log.warning(
-                "No audit row: connection %r is Kafka; set audit.conn_id to a database", conn_id
+                "No audit row: connection %r is a %s target, which holds no tables; set audit.conn_id to "
+                "a database",
+                conn_id,
+                kind.name,
             )
             return
         with AuditWriter.open(info, audit_table(settings)) as writer:
@@ -89,7 +94,11 @@ def run_values(history: list[dict[str, Any]]) -> dict[str, Any]:
         key_ids.update(details.get("key_ids") or ())
         if step == "load":
             values["rows_loaded"] = details.get("rows_loaded", record.get("rows_out"))
-            values["rows_skipped"] = int(record.get("rows_in") or 0) - int(values["rows_loaded"] or 0)
+            flagged = int(details.get("flagged") or 0)
+            values["rows_skipped"] = (
+                int(record.get("rows_in") or 0) - int(values["rows_loaded"] or 0) - flagged
+            )
+            values["rows_deleted"] = int(details.get("deleted") or 0)
     values["key_ids"] = sorted(key_ids) or None
     return values
 
@@ -162,8 +171,10 @@ def step_timings(history: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
         step, details = record.get("step", ""), record.get("details") or {}
         if step in ("extract", "load") and details.get("seconds") is not None:
             rows = details.get("rows_loaded", record.get("rows_out")) if step == "load" else None
-            timings[step] = (int(rows if rows is not None else record.get("rows_out") or 0),
-                             float(details["seconds"]))
+            timings[step] = (
+                int(rows if rows is not None else record.get("rows_out") or 0),
+                float(details["seconds"]),
+            )
     return timings
 
 
@@ -176,8 +187,14 @@ def _field(name: str, value: str) -> list[str]:
     import textwrap
 
     indent = f"  {name:<10}"
-    lines = textwrap.wrap(value, WIDTH, initial_indent=indent, subsequent_indent=" " * len(indent),
-                          break_long_words=False, break_on_hyphens=False)
+    lines = textwrap.wrap(
+        value,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=" " * len(indent),
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
     return [_clip(line) for line in lines] or [indent.rstrip()]
 
 
@@ -197,10 +214,17 @@ def summary_block(
     rows = [f"{record.rows_extracted or 0:,} extracted"]
     if record.rows_valid is not None:
         rows.append(f"{record.rows_valid:,} valid")
-    rows += [f"{record.rows_rejected or 0:,} rejected", f"{record.rows_loaded or 0:,} loaded",
-             f"{record.rows_skipped or 0:,} skipped"]
-    lines = [_clip(f"sync summary {table}: {record.status}, run took "
-                   f"{format_duration(record.duration_s or 0.0)}"), *_field("rows", ", ".join(rows))]
+    rows += [
+        f"{record.rows_rejected or 0:,} rejected",
+        f"{record.rows_loaded or 0:,} loaded",
+        f"{record.rows_skipped or 0:,} skipped",
+    ]
+    if record.rows_deleted:
+        rows.append(f"{record.rows_deleted:,} deleted")
+    lines = [
+        _clip(f"sync summary {table}: {record.status}, run took {format_duration(record.duration_s or 0.0)}"),
+        *_field("rows", ", ".join(rows)),
+    ]
     rules = sorted((record.rejected_by_rule or {}).items())
     if rules:
         lines += _field("rejected", ", ".join(f"{rule}={count:,}" for rule, count in rules))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_sync.config.resolve import TableSpec
+from airflow_provider_sync.config.resolved import TableSpec, load_table_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -24,12 +24,6 @@ if TYPE_CHECKING:
     from airflow_provider_sync.staging.manifest import Manifest
 
 STAGING_ENV = "SYNC_STAGING_BASE"
-
-
-def split_table_name(qualified: str) -> tuple[str | None, str]:
-    """``"schema.table"`` → ``("schema", "table")``; ``"table"`` → ``(None, "table")``."""
-    schema, _, name = qualified.rpartition(".")
-    return (schema or None), name
 
 
 def default_staging_base() -> str:
@@ -70,7 +64,7 @@ class SyncTableOperator(BaseOperator):
 
     @cached_property
     def table(self) -> TableSpec:
-        return TableSpec.model_validate(self.table_spec)
+        return load_table_spec(self.table_spec)
 
     @property
     def pipeline_dag_id(self) -> str:
@@ -87,16 +81,15 @@ class SyncTableOperator(BaseOperator):
         """An OpenLineage dataset for a table, named after the database it lives in (no credentials)."""
         from airflow.providers.common.compat.openlineage.facet import Dataset
 
+        from airflow_provider_sync.targets import target_for
+
         info = self.connection_info(conn_id)
-        if info.conn_type == "sqlite":
-            return Dataset(namespace=f"sqlite://{info.database}", name=table)
-        port = f":{info.port}" if info.port else ""
-        name = ".".join(part for part in (info.database, table) if part)
-        return Dataset(namespace=f"{info.conn_type}://{info.host or 'localhost'}{port}", name=name)
+        namespace, name = target_for(info.conn_type).lineage(info, table)
+        return Dataset(namespace=namespace, name=name)
 
     def source_lineage(self) -> list[Any]:
         source = self.table.source
-        return [self.lineage_dataset(str(source.conn_id), source.table or "query")]
+        return [self.lineage_dataset(source.conn_id, source.table or "query")]
 
     def staging_root(self) -> Any:
         from airflow_provider_sync.staging.files import staging_root

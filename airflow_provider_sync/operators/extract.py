@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,26 +23,9 @@ class IncrementalExtractOperator(SyncTableOperator):
     audit_step = "extract"
 
     def extract_spec(self) -> ExtractSpec:
-        from airflow_provider_sync.pipeline.specs import ExtractSpec
+        from airflow_provider_sync.pipeline.specs import extract_spec_for
 
-        source, incremental = self.table.source, self.table.incremental
-        schema, name = split_table_name(source.table) if source.table else (None, None)
-        return ExtractSpec(
-            connection=self.connection_info(str(source.conn_id)),
-            table=name,
-            schema=schema,
-            query=source.query,
-            columns=tuple(source.columns or ()),
-            strategy=incremental.strategy or "full",
-            cursor_column=incremental.column,
-            key_columns=tuple(incremental.key or ()),
-            lag=incremental.lag,
-            initial_value=incremental.initial_value,
-            end_value=incremental.end_value,
-            batch_size=incremental.batch_size or 50_000,
-            null_policy=incremental.null_policy or "exclude",
-            source_timezone=incremental.source_timezone or "UTC",
-        )
+        return extract_spec_for(self.table, self.connection_info(self.table.source.conn_id))
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Reported when the OpenLineage provider is installed: the source table this task read."""

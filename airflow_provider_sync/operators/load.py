@@ -3,31 +3,24 @@ or upsert), or a message broker topic with every delivery confirmed."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
+from airflow_provider_sync.dialects.types import split_table_name
+from airflow_provider_sync.errors import TerminalError
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_sync.pipeline.specs import LoadSpec, PublishOptions, TableOptions
-
-#: Where staged rows go, by the target connection's type (``"module:function"``); any other type is a
-#: database loaded by :data:`DEFAULT_SINK`. A sink takes ``(spec, manifest, *, logger, on_load_error)`` and
-#: returns a result with ``rows_loaded`` and ``to_json()``.
-SINKS: dict[str, str] = {
-    "kafka": "airflow_provider_sync.pipeline.publish:publish_from_staging",
-}
-DEFAULT_SINK = "airflow_provider_sync.pipeline.load:load_from_staging"
+    from airflow_provider_sync.pipeline.specs import LoadSpec
 
 
 def sink_for(conn_type: str) -> Callable[..., Any]:
     """The function that writes staged rows to a target whose connection is of type ``conn_type``."""
-    module_name, _, function = SINKS.get(conn_type.strip().lower(), DEFAULT_SINK).partition(":")
-    sink: Callable[..., Any] = getattr(importlib.import_module(module_name), function)
-    return sink
+    from airflow_provider_sync.targets import target_for
+
+    return target_for(conn_type).writer()
 
 
 def target_asset_uri(conn_id: str, table: str) -> str:
@@ -47,53 +40,36 @@ class LoadOperator(SyncTableOperator):
 
         super().__init__(**kwargs)
         target = self.table.target
-        self.outlets = [*self.outlets, Asset(target_asset_uri(str(target.conn_id), str(target.table)))]
-
-    def table_options(self) -> TableOptions | None:
-        options = self.table.target.clickhouse
-        if options is None:
-            return None
-        from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
-
-        return ClickHouseTableOptions(
-            engine=options.engine,
-            version_column=options.version_column,
-            partition_by=options.partition_by,
-            low_cardinality=tuple(options.low_cardinality or ()),
-        )
-
-    def publish_options(self) -> PublishOptions:
-        from airflow_provider_sync.pipeline.specs import PublishOptions
-
-        target, source = self.table.target, self.table.source
-        source_schema, source_table = split_table_name(str(source.table or target.table))
-        _, target_table = split_table_name(str(target.table))
-        message = target.kafka
-        return PublishOptions(
-            topic=target.topic or target_table,
-            source_table=source_table,
-            source_schema=source_schema,
-            key_format=(message.key_format if message else None) or "json",
-            key_separator=(message.key_separator if message else None) or "|",
-            headers=tuple(sorted(((message.headers if message else None) or {}).items())),
-        )
+        self.outlets = [*self.outlets, Asset(target_asset_uri(target.conn_id, target.table))]
 
     def load_spec(self) -> LoadSpec:
         from airflow_provider_sync.pipeline.specs import LoadSpec
+        from airflow_provider_sync.targets import target_for
+        from airflow_provider_sync.targets.registry import check_options_match
 
         target = self.table.target
-        schema, name = split_table_name(str(target.table))
+        schema, name = split_table_name(target.table)
+        connection = self.connection_info(target.conn_id)
+        kind = target_for(connection.conn_type)
+        check_options_match(target.table, target.conn_id, connection.conn_type, target)
+        deletes = self.table.deletes
+        soft_delete = None if deletes.keep_flagged else deletes.soft_delete_column
+        if soft_delete is not None and not kind.capabilities.deletes:
+            raise TerminalError(
+                f"table {self.table.name}: deletes.soft_delete_column needs a target that deletes rows by "
+                f"key, and {kind.name} targets cannot; set deletes.keep_flagged: true to load the flag"
+            )
         return LoadSpec(
-            connection=self.connection_info(str(target.conn_id)),
+            connection=connection,
             table=name,
             schema=schema,
-            mode=target.mode or "upsert",
-            keys=tuple(target.keys or ()),
-            create_if_missing=bool(target.create_if_missing),
+            mode=target.mode,
+            keys=tuple(target.keys),
+            create_if_missing=target.create_if_missing,
             pipeline=f"{self.pipeline_dag_id}.{self.table.name}",
-            table_options=self.table_options(),
-            publish=self.publish_options(),
             target_shared=self.target_shared(),
+            soft_delete_column=soft_delete,
+            **kind.load_options(self.table),
         )
 
     def target_shared(self) -> bool:
@@ -108,7 +84,7 @@ class LoadOperator(SyncTableOperator):
         from airflow.providers.openlineage.extractors import OperatorLineage
 
         target = self.table.target
-        output = self.lineage_dataset(str(target.conn_id), str(target.table))
+        output = self.lineage_dataset(target.conn_id, target.table)
         return OperatorLineage(inputs=self.source_lineage(), outputs=[output])
 
     def run(self, context: Context) -> StepOutcome:
@@ -119,18 +95,25 @@ class LoadOperator(SyncTableOperator):
         manifest = self.input_manifest(context)
         spec = self.load_spec()
         sink = sink_for(spec.connection.conn_type)
-        on_load_error = self.table.target.on_load_error or "fail"
+        on_load_error = self.table.target.on_load_error
         started = time.monotonic()
         result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)
         details = {"seconds": round(time.monotonic() - started, 3), **result.to_json()}
-        skipped = manifest.rows - result.rows_loaded
+        deleted, flagged = getattr(result, "deleted", 0), getattr(result, "flagged", 0)
+        skipped = manifest.rows - result.rows_loaded - flagged
         record = StepRecord("load", manifest.rows, result.rows_loaded, details=details)
         self.describe_asset_event(context, manifest, result.rows_loaded)
         loaded = manifest.next_step(
-            "load", manifest.files, manifest.rows, manifest.schema, record,
-            rows_loaded=result.rows_loaded, rows_skipped=skipped,
+            "load",
+            manifest.files,
+            manifest.rows,
+            manifest.schema,
+            record,
+            rows_loaded=result.rows_loaded,
+            rows_skipped=skipped,
         )
-        return StepOutcome(loaded.to_json(), {"rows_loaded": result.rows_loaded, "rows_skipped": skipped})
+        counts = {"rows_loaded": result.rows_loaded, "rows_skipped": skipped, "rows_deleted": deleted}
+        return StepOutcome(loaded.to_json(), counts)
 
     def describe_asset_event(self, context: Context, manifest: Any, rows_loaded: int) -> None:
         """Put the rows loaded and the watermark the target now reaches into the target Asset's event, so
@@ -144,7 +127,7 @@ class LoadOperator(SyncTableOperator):
             return
         reached = (manifest.last or {}).get("cursor", (manifest.range or {}).get("start"))
         target = self.table.target
-        events[Asset(target_asset_uri(str(target.conn_id), str(target.table)))].extra = {
+        events[Asset(target_asset_uri(target.conn_id, target.table))].extra = {
             "rows_loaded": rows_loaded,
             "rows_staged": manifest.rows,
             "watermark": cursor_value(reached),

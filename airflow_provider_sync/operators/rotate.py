@@ -30,8 +30,15 @@ class RotateKeysOperator(BaseOperator):
     ui_color = "#e2e7f7"
 
     def __init__(
-        self, *, conn_id: str, table: str, columns: Mapping[str, str | None], keyring_conn_id: str,
-        batch_size: int = 5_000, key_columns: Sequence[str] | None = None, **kwargs: Any,
+        self,
+        *,
+        conn_id: str,
+        table: str,
+        columns: Mapping[str, str | None],
+        keyring_conn_id: str,
+        batch_size: int = 5_000,
+        key_columns: Sequence[str] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.conn_id, self.table, self.keyring_conn_id = conn_id, table, keyring_conn_id
@@ -43,17 +50,20 @@ class RotateKeysOperator(BaseOperator):
 
         from airflow_provider_sync.core.encrypt import field_context
         from airflow_provider_sync.dialects.connection import ConnectionInfo
-        from airflow_provider_sync.dialects.types import TableRef
-        from airflow_provider_sync.operators.base import split_table_name
+        from airflow_provider_sync.dialects.types import TableRef, split_table_name
         from airflow_provider_sync.operators.steps import keyring_from_connection
 
         schema, name = split_table_name(self.table)
         contexts = {column: ctx or field_context(self.table, column) for column, ctx in self.columns.items()}
         info = ConnectionInfo.from_airflow(BaseHook.get_connection(self.conn_id))
         result = rotate_table_keys(
-            info, TableRef(name, schema), contexts,
-            keyring_from_connection(self.keyring_conn_id), batch_size=self.batch_size,
-            key_columns=self.key_columns or None, logger=self.log,
+            info,
+            TableRef(name, schema),
+            contexts,
+            keyring_from_connection(self.keyring_conn_id),
+            batch_size=self.batch_size,
+            key_columns=self.key_columns or None,
+            logger=self.log,
         )
         self.log.info("rotation of %s done: %s", self.table, result.to_json())
         return result.to_json()

@@ -16,13 +16,14 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator, split_table_name
+from airflow_provider_sync.dialects.types import split_table_name
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
-    from airflow_provider_sync.config.resolve import TableSpec
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.core.keyring import Keyring
     from airflow_provider_sync.core.rejects import RejectedRows
     from airflow_provider_sync.pipeline.step_quarantine import StepQuarantine
@@ -100,7 +101,10 @@ class TransformStepOperator(SyncTableOperator):
         return {}
 
     def stage(
-        self, context: Context, manifest: Manifest, schema: pa.Schema,
+        self,
+        context: Context,
+        manifest: Manifest,
+        schema: pa.Schema,
         transform: Callable[[pa.RecordBatch], pa.RecordBatch],
     ) -> tuple[list[StagedPart], int]:
         """Transform every staged batch of ``manifest`` (each file checked against its manifest entry) into
@@ -124,7 +128,7 @@ class TransformStepOperator(SyncTableOperator):
         origin: dict[str, str] = {}
         transforms: dict[str, list[ColumnTransform]] = {}
         # Only rejecting steps call this, and they protect nothing, so starting at this step is safe.
-        for entry in self.table.steps[self.step_index() or 0:]:
+        for entry in self.table.steps[self.step_index() or 0 :]:
             ((step_type, body),) = entry.items()
             declared = step_operator(step_type)
             for old, new in declared.renames(body).items():
@@ -209,7 +213,8 @@ class RejectSink:
             self._transforms = self.operator.protection()
         quarantine = self._quarantine or self._open()
         self.rows += quarantine.write(
-            protect_rows(rejected.rows, self._transforms), [str(rule) for rule in rejected.rule.to_pylist()],
+            protect_rows(rejected.rows, self._transforms),
+            [str(rule) for rule in rejected.rule.to_pylist()],
             [str(reason) for reason in rejected.reason.to_pylist()],
         )
 
@@ -226,7 +231,9 @@ class RejectSink:
         if self.rows:
             self.operator.log.warning(
                 "%s: %d row(s) quarantined in %s (protected columns masked/encrypted)",
-                self.operator.step_name, self.rows, quarantine.table,
+                self.operator.step_name,
+                self.rows,
+                quarantine.table,
             )
 
 
@@ -250,6 +257,7 @@ class ValidateOperator(TransformStepOperator):
         rejected_by_rule: dict[str, int] = {}
 
         with self.quarantine(context) as sink:
+
             def check(batch: pa.RecordBatch) -> pa.RecordBatch:
                 result = validator.validate(batch)
                 sink.write(result.rejected)
@@ -262,13 +270,23 @@ class ValidateOperator(TransformStepOperator):
         summary = validator.finish()  # raises when max_invalid_ratio is exceeded
         self.log.info(
             "validate: %d rows in, %d passed, %d quarantined, %d dropped, %d warned; broken by rule: %s",
-            summary["rows_in"], rows, summary["rows_quarantined"], summary["rows_dropped"],
-            summary["rows_warned"], summary["invalid_by_rule"],
+            summary["rows_in"],
+            rows,
+            summary["rows_quarantined"],
+            summary["rows_dropped"],
+            summary["rows_warned"],
+            summary["invalid_by_rule"],
         )
         record = StepRecord(self.step_name, manifest.rows, rows, rejected_by_rule, details=summary)
         rejected = sum(rejected_by_rule.values())
-        following = manifest.next_step(self.step_name, files, rows, manifest.schema, record,
-                                       rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected)
+        following = manifest.next_step(
+            self.step_name,
+            files,
+            rows,
+            manifest.schema,
+            record,
+            rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected,
+        )
         audit = {"rows_valid": rows, "rows_rejected": rejected, "rejected_by_rule": rejected_by_rule}
         return StepOutcome(following.to_json(), audit)
 
@@ -316,7 +334,7 @@ class EncryptOperator(TransformStepOperator):
 
         encrypt = EncryptStep.model_validate(body)
         keyring = keyring_from_connection(encrypt.keyring_conn_id)
-        encryptor = Encryptor(encrypt, keyring, str(table.target.table))
+        encryptor = Encryptor(encrypt, keyring, table.target.table)
         return {
             column: _encrypting(encryptor.keyring, encryptor.contexts[column], spec.mode)
             for column, spec in encrypt.columns.items()
@@ -329,13 +347,16 @@ class EncryptOperator(TransformStepOperator):
         manifest = self.input_manifest(context)
         step = self.step_model
         keyring = keyring_from_connection(step.keyring_conn_id)
-        encryptor = Encryptor(step, keyring, str(self.table.target.table))
+        encryptor = Encryptor(step, keyring, self.table.target.table)
         schema = encryptor.output_schema(manifest.arrow_schema)
         files, rows = self.stage(context, manifest, schema, encryptor.encrypt)
         details = encryptor.metadata()
         self.log.info(
             "encrypt: %d rows, %d values under key %s, columns %s",
-            rows, details["values_encrypted"], encryptor.keyring.primary_id, details["columns_encrypted"],
+            rows,
+            details["values_encrypted"],
+            encryptor.keyring.primary_id,
+            details["columns_encrypted"],
         )
         record = StepRecord(self.step_name, manifest.rows, rows, details=details)
         following = manifest.next_step(self.step_name, files, rows, schema, record)
@@ -380,6 +401,7 @@ class SchemaMapOperator(TransformStepOperator):
         rejected_by_rule: dict[str, int] = {}
 
         with self.quarantine(context) as sink:
+
             def apply(batch: pa.RecordBatch) -> pa.RecordBatch:
                 result = mapper.apply(batch, references)
                 sink.write(result.rejected)
@@ -388,12 +410,21 @@ class SchemaMapOperator(TransformStepOperator):
 
             files, rows = self.stage(context, manifest, schema, apply)
         details = mapper.metadata()
-        self.log.info("schema_map: %d rows in, %d out; values affected: %s",
-                      details["rows_in"], rows, details["values_affected"])
+        self.log.info(
+            "schema_map: %d rows in, %d out; values affected: %s",
+            details["rows_in"],
+            rows,
+            details["values_affected"],
+        )
         record = StepRecord(self.step_name, manifest.rows, rows, rejected_by_rule, details=details)
         rejected = sum(rejected_by_rule.values())
-        following = manifest.next_step(self.step_name, files, rows, schema, record,
-                                       rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected)
+        following = manifest.next_step(
+            self.step_name,
+            files,
+            rows,
+            schema,
+            record,
+            rows_rejected=manifest.counters.get("rows_rejected", 0) + rejected,
+        )
         audit = {"rows_rejected": rejected, "rejected_by_rule": rejected_by_rule}
         return StepOutcome(following.to_json(), audit)
-

@@ -25,6 +25,7 @@ from .extract import driver_errors, open_connection
 from .ownership import claim_target
 from .progress import ProgressReporter
 from .quarantine import LoadRejects, QuarantineWriter
+from .soft_delete import FlaggedDeletes
 from .specs import LoadSpec
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ class LoadResult:
     range_start: str | None = None
     range_end: str | None = None
     quarantined: int = 0
+    deleted: int = 0  # target rows deleted because the source flagged them (deletes.soft_delete_column)
+    flagged: int = 0  # staged rows the source flagged as deleted (not loaded)
     seconds: float = 0.0  # the load's own time, connect to commit: its rows/s
 
     @property
@@ -82,6 +85,8 @@ class LoadResult:
             counts += f", {self.updated:,} updated, {self.unchanged:,} unchanged"
         if self.quarantined:
             counts += f", {self.quarantined:,} quarantined"
+        if self.flagged:
+            counts += f", {self.deleted:,} deleted ({self.flagged:,} flagged)"
         return (
             f"{self.mode}, {rows} ({counts}) in {format_duration(self.seconds)}, "
             f"{format_rate(self.rows_loaded, self.seconds)}"
@@ -255,19 +260,31 @@ def _append_or_upsert(
     _ddl_checkpoint(dialect, conn)
     label = f"load {spec.target}"
     if spec.mode == "upsert":
+        rows = _batches(manifest, logger, label)
+        flagged = None
+        if spec.soft_delete_column is not None:
+            flagged = FlaggedDeletes(dialect, conn, spec.target, spec.keys, spec.soft_delete_column)
+            rows = flagged.rows_to_load(rows)
         staging = dialect.create_staging_table(conn, spec.target, schema.names)
         if rejects is None:
-            staged = dialect.bulk_insert(conn, staging, _batches(manifest, logger, label))
+            staged = dialect.bulk_insert(conn, staging, rows)
             counts = dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
         else:
-            rows = _batches(manifest, logger, label)
             counts = _upsert_isolating(dialect, conn, spec, staging, schema, rejects, rows)
+        deleted = flagged.apply() if flagged is not None else 0
         if before_commit:
             before_commit()
         conn.commit()
         return LoadResult(
-            "upsert", manifest.rows, counts.inserted, counts.updated, counts.unchanged, created_table=created,
+            "upsert",
+            manifest.rows,
+            counts.inserted,
+            counts.updated,
+            counts.unchanged,
+            created_table=created,
             quarantined=rejects.count if rejects else 0,
+            deleted=deleted,
+            flagged=flagged.flagged if flagged is not None else 0,
         )
     range_start, range_end = _ledger_labels(manifest)
     if _ledger_table(dialect, conn, spec):
@@ -284,8 +301,12 @@ def _append_or_upsert(
         )
         conn.rollback()
         return LoadResult(
-            "append", manifest.rows, ledger_skipped=True, created_table=created,
-            range_start=range_start, range_end=range_end,
+            "append",
+            manifest.rows,
+            ledger_skipped=True,
+            created_table=created,
+            range_start=range_start,
+            range_end=range_end,
         )
     if existing and manifest.rows:
         # A run from the same start committed a shorter range; load only the rows after its end.
@@ -317,8 +338,12 @@ def _append_or_upsert(
             range_end,
         )
         return LoadResult(
-            "append", manifest.rows, ledger_skipped=True, created_table=created,
-            range_start=range_start, range_end=range_end,
+            "append",
+            manifest.rows,
+            ledger_skipped=True,
+            created_table=created,
+            range_start=range_start,
+            range_end=range_end,
         )
     inserted = _insert(dialect, conn, spec.target, batches, rejects)
     if before_commit:

@@ -48,7 +48,8 @@ class PublishLoadResult:
 
 def kafka_target_spec(spec: LoadSpec, manifest: Manifest) -> Any:
     """The :class:`~airflow_provider_sync.publish.kafka.KafkaTargetSpec` of one load (topic expanded)."""
-    from airflow_provider_sync.publish.kafka import KafkaTargetSpec, topic_for_table
+    from airflow_provider_sync.core.topics import topic_for_table
+    from airflow_provider_sync.publish.kafka import KafkaTargetSpec
 
     if spec.mode == "replace":
         raise TerminalError(

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from airflow_provider_sync.dialects.types import Column, Query, TableRef
 
 log = logging.getLogger(__name__)
-UNSUPPORTED = frozenset({"clickhouse", "kafka"})
 
 
 @dataclass
@@ -43,8 +42,12 @@ class RotationResult:
 
 
 def page_query(
-    dialect: Dialect, table: TableRef, names: list[str], keys: list[str],
-    last: tuple[Any, ...] | None, size: int,
+    dialect: Dialect,
+    table: TableRef,
+    names: list[str],
+    keys: list[str],
+    last: tuple[Any, ...] | None,
+    size: int,
 ) -> Query:
     """The next page of ``size`` rows in key order, after the key ``last`` (None: the first page)."""
     from airflow_provider_sync.dialects.types import KeysetBounds
@@ -56,8 +59,14 @@ def page_query(
 
 
 def _update_changed(
-    dialect: Dialect, conn: Any, table: TableRef, keys: list[str], column: str,
-    page: pa.Table, old: list[Any], new: list[Any],
+    dialect: Dialect,
+    conn: Any,
+    table: TableRef,
+    keys: list[str],
+    column: str,
+    page: pa.Table,
+    old: list[Any],
+    new: list[Any],
 ) -> tuple[int, int]:
     """UPDATE the rows whose value moved; returns (rows written, rows changed by someone else meanwhile)."""
     key_values = [page.column(name).to_pylist() for name in keys]
@@ -84,7 +93,10 @@ def _update_changed(
 
 
 def _checked_columns(
-    dialect: Dialect, conn: Any, table: TableRef, contexts: Mapping[str, str],
+    dialect: Dialect,
+    conn: Any,
+    table: TableRef,
+    contexts: Mapping[str, str],
     key_columns: Sequence[str] | None,
 ) -> tuple[list[str], list[Column]]:
     """The key columns and the columns each page reads (keys first), checked against the table."""
@@ -102,8 +114,14 @@ def _checked_columns(
 
 
 def _rotate_page(
-    dialect: Dialect, conn: Any, table: TableRef, keys: list[str], page: pa.Table,
-    contexts: Mapping[str, str], keyring: Keyring, result: RotationResult,
+    dialect: Dialect,
+    conn: Any,
+    table: TableRef,
+    keys: list[str],
+    page: pa.Table,
+    contexts: Mapping[str, str],
+    keyring: Keyring,
+    result: RotationResult,
 ) -> set[str]:
     """Re-encrypt one page's values and write them back (the caller commits); returns the old key ids."""
     from airflow_provider_sync.core.encrypt import reencrypt_array
@@ -113,8 +131,9 @@ def _rotate_page(
         values = page.column(column).combine_chunks()
         moved, count, old_ids = reencrypt_array(values, keyring, context)
         if count:
-            written, skipped = _update_changed(dialect, conn, table, keys, column, page,
-                                               values.to_pylist(), moved.to_pylist())
+            written, skipped = _update_changed(
+                dialect, conn, table, keys, column, page, values.to_pylist(), moved.to_pylist()
+            )
             result.values_reencrypted += written
             result.values_changed_meanwhile += skipped
             moved_from |= old_ids
@@ -138,11 +157,13 @@ def rotate_table_keys(
     from airflow_provider_sync.dialects import get_dialect
     from airflow_provider_sync.dialects._arrow import schema_of
     from airflow_provider_sync.errors import TerminalError
+    from airflow_provider_sync.targets import target_for
 
     logger = logger or log
-    if info.conn_type in UNSUPPORTED:
+    kind = target_for(info.conn_type)
+    if not kind.capabilities.updates_in_place:
         raise TerminalError(
-            f"rotate-keys updates rows in place, which {info.conn_type} targets do not support; re-sync the "
+            f"rotate-keys updates rows in place, which {kind.name} targets do not support; re-sync the "
             "table with mode replace instead"
         )
     dialect = get_dialect(info.conn_type)
@@ -156,8 +177,9 @@ def rotate_table_keys(
         while True:
             dialect.begin_write(conn)
             query = page_query(dialect, table, names, keys, last, batch_size)
-            page = pa.Table.from_batches(list(dialect.read_batches(conn, query, columns, batch_size)),
-                                         schema=schema_of(columns))
+            page = pa.Table.from_batches(
+                list(dialect.read_batches(conn, query, columns, batch_size)), schema=schema_of(columns)
+            )
             if page.num_rows == 0:
                 conn.commit()
                 break
@@ -170,8 +192,12 @@ def rotate_table_keys(
             result.rows_scanned += page.num_rows
             result.pages += 1
             last = tuple(page.column(name)[page.num_rows - 1].as_py() for name in keys)
-            logger.info("rotate %s: %d rows scanned, %d values re-encrypted so far",
-                        table, result.rows_scanned, result.values_reencrypted)
+            logger.info(
+                "rotate %s: %d rows scanned, %d values re-encrypted so far",
+                table,
+                result.rows_scanned,
+                result.values_reencrypted,
+            )
     finally:
         conn.close()
     result.from_key_ids = sorted(moved_from)

@@ -6,15 +6,22 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from airflow_provider_sync.core.watermark import STRATEGIES
+from airflow_provider_sync.core.vocabulary import (
+    LOAD_MODES,
+    NULL_POLICIES,
+    STRATEGIES,
+    LoadMode,
+    NullPolicy,
+    Strategy,
+)
 from airflow_provider_sync.dialects.connection import ConnectionInfo
-from airflow_provider_sync.dialects.types import TableRef
+from airflow_provider_sync.dialects.types import TableRef, split_table_name
 from airflow_provider_sync.errors import TerminalError
 
-NULL_POLICIES = ("exclude", "include", "fail")
-LOAD_MODES = ("append", "replace", "upsert")
+if TYPE_CHECKING:
+    from airflow_provider_sync.config.resolved import TableSpec
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -37,14 +44,14 @@ class ExtractSpec:
     schema: str | None = None
     query: str | None = None
     columns: tuple[str, ...] = ()
-    strategy: Literal["timestamp", "sequence", "version", "full"] = "timestamp"
+    strategy: Strategy = "timestamp"
     cursor_column: str | None = None
     key_columns: tuple[str, ...] = ()
     lag: dt.timedelta | int | float | Decimal | None = None
     initial_value: Any = None
     end_value: Any = None
     batch_size: int = 10_000
-    null_policy: Literal["exclude", "include", "fail"] = "exclude"
+    null_policy: NullPolicy = "exclude"
     source_timezone: str = "UTC"
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
@@ -65,6 +72,28 @@ class ExtractSpec:
     @property
     def label(self) -> str:
         return str(TableRef(self.table, self.schema)) if self.table else "query"
+
+
+def extract_spec_for(table: TableSpec, connection: ConnectionInfo) -> ExtractSpec:
+    """The extraction a resolved table asks for: what the extract task reads and the sensor probes."""
+    source, incremental = table.source, table.incremental
+    schema, name = split_table_name(source.table) if source.table else (None, None)
+    return ExtractSpec(
+        connection=connection,
+        table=name,
+        schema=schema,
+        query=source.query,
+        columns=tuple(source.columns),
+        strategy=incremental.strategy,
+        cursor_column=incremental.column,
+        key_columns=tuple(incremental.key),
+        lag=incremental.lag,
+        initial_value=incremental.initial_value,
+        end_value=incremental.end_value,
+        batch_size=incremental.batch_size,
+        null_policy=incremental.null_policy,
+        source_timezone=incremental.source_timezone,
+    )
 
 
 class TableOptions(Protocol):
@@ -96,13 +125,14 @@ class LoadSpec:
 
     ``table_options`` lays out a table the load creates, for the dialect they name; ``publish`` applies when
     the target is a message broker rather than a database. ``target_shared``: other pipelines may load the
-    same table (each must say so; see :mod:`.ownership`).
+    same table (each must say so; see :mod:`.ownership`). ``soft_delete_column``: staged rows whose column
+    is true (boolean) or not null are deleted from the target by key instead of loaded.
     """
 
     connection: ConnectionInfo
     table: str
     schema: str | None = None
-    mode: Literal["append", "replace", "upsert"] = "upsert"
+    mode: LoadMode = "upsert"
     keys: tuple[str, ...] = ()
     create_if_missing: bool = True
     pipeline: str = "default"
@@ -111,19 +141,31 @@ class LoadSpec:
     table_options: TableOptions | None = None
     publish: PublishOptions | None = None
     target_shared: bool = False
+    soft_delete_column: str | None = None
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, LOAD_MODES)
-        if self.table_options is not None and self.table_options.dialect != self.connection.conn_type:
+        if self.table_options is not None:
+            self._check_table_options(self.table_options)
+        if self.soft_delete_column is not None and self.mode != "upsert":
             raise TerminalError(
-                f"target table {self.target}: {self.table_options.dialect} table options are set but the "
-                f"target connection is of type {self.connection.conn_type!r}; remove "
-                f"target.{self.table_options.dialect} or point target.conn_id at a "
-                f"{self.table_options.dialect} connection"
+                f"target table {self.target}: deleting rows flagged by {self.soft_delete_column!r} needs "
+                f"mode upsert (rows are deleted by key), not {self.mode!r}"
             )
         if self.mode == "upsert" and not self.keys:
             raise TerminalError("mode upsert needs keys (the columns that identify a row in the target)")
+
+    def _check_table_options(self, options: TableOptions) -> None:
+        from airflow_provider_sync.dialects import get_dialect
+
+        serving = get_dialect(self.connection.conn_type).capabilities.name
+        if options.dialect != serving:
+            raise TerminalError(
+                f"target table {self.target}: {options.dialect} table options are set but the target "
+                f"connection is of type {self.connection.conn_type!r}; remove target.{options.dialect} or "
+                f"point target.conn_id at a {options.dialect} connection"
+            )
 
     @property
     def target(self) -> TableRef:

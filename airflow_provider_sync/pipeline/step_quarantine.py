@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.pipeline.quarantine import DEFAULT_QUARANTINE_TABLE, QuarantineWriter
+from airflow_provider_sync.targets import target_for
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -44,10 +45,11 @@ class StepQuarantine:
     def open(cls, info: ConnectionInfo, target: TableRef, run: StepRun, *, conn_id: str) -> StepQuarantine:
         """Connect to the target's database (``info``, of connection ``conn_id``), create its quarantine
         table when missing and delete what an earlier try of ``run`` quarantined."""
-        if info.conn_type == "kafka":
+        kind = target_for(info.conn_type)
+        if not kind.capabilities.quarantine:
             raise TerminalError(
-                f"step {run.step!r} quarantines rows, but target connection {conn_id!r} is Kafka, which has "
-                "no quarantine table; use on_invalid drop/fail or a database target"
+                f"step {run.step!r} quarantines rows, but target connection {conn_id!r} is a {kind.name} "
+                "target, which has no quarantine table; use on_invalid drop/fail or a database target"
             )
         resources = ExitStack()
         try:

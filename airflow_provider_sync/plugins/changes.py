@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.errors import TerminalError
 
 if TYPE_CHECKING:
-    from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+    from airflow_provider_sync.config.resolve import Pipeline
+    from airflow_provider_sync.config.resolved import TableSpec
 
 ACTIONS = {"set": "watermark_set", "reset": "watermark_reset"}
 #: A confirmation form is valid this long.

@@ -20,7 +20,8 @@ from airflow_provider_sync.errors import TerminalError
 
 if TYPE_CHECKING:
     from airflow_provider_sync.config.audit import AuditConfig
-    from airflow_provider_sync.config.resolve import Pipeline, TableSpec
+    from airflow_provider_sync.config.resolve import Pipeline
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.dialects.base import Dialect
     from airflow_provider_sync.dialects.types import TableRef
     from airflow_provider_sync.factory.cli_status import TableStatus
@@ -65,10 +66,12 @@ def _scrub(error: BaseException) -> str:
 def _open(conn_id: str) -> tuple[Dialect, Any]:
     from airflow_provider_sync.dialects import get_dialect
     from airflow_provider_sync.factory.cli_status import _connection_info
+    from airflow_provider_sync.targets import target_for
 
     info = _connection_info(conn_id)
-    if info.conn_type == "kafka":
-        raise TerminalError(f"connection {conn_id!r} is Kafka: it has no tables to read")
+    kind = target_for(info.conn_type)
+    if not kind.capabilities.tables:
+        raise TerminalError(f"connection {conn_id!r} is a {kind.name} target: it has no tables to read")
     dialect = get_dialect(info.conn_type)
     return dialect, dialect.connect(info)
 
@@ -78,15 +81,8 @@ def _select(
 ) -> list[dict[str, Any]]:
     """Rows of ``table`` matching ``where`` (column = value), ordered by ``order`` descending, at most
     ``limit``: only the first batch is fetched, so no per-database LIMIT syntax is needed."""
-    from airflow_provider_sync.dialects.types import Binder
-
     columns = dialect.get_columns(conn, table)
-    bind, q = Binder(dialect.capabilities.param_style), dialect.quote
-    condition = " AND ".join(f"{q(name)} = {bind(value)}" for name, value in where.items())
-    query = bind.query(
-        f"SELECT {dialect.column_list([c.name for c in columns])} FROM {dialect.qualify(table)} "
-        f"WHERE {condition} ORDER BY {q(order)} DESC"
-    )
+    query = dialect.select_query(table, [c.name for c in columns], where, order_by=[order], descending=True)
     batches = dialect.read_batches(conn, query, columns, limit)
     try:
         rows: list[dict[str, Any]] = next(iter(batches)).to_pylist()
@@ -110,7 +106,7 @@ def quarantine_ref(table: TableSpec) -> TableRef:
     from airflow_provider_sync.dialects.types import TableRef
     from airflow_provider_sync.pipeline.quarantine import DEFAULT_QUARANTINE_TABLE
 
-    schema, _, _ = str(table.target.table).rpartition(".")
+    schema, _, _ = table.target.table.rpartition(".")
     return TableRef(DEFAULT_QUARANTINE_TABLE, schema or None)
 
 
@@ -122,7 +118,7 @@ def _run_details(view: TableView, pipeline: Pipeline, table: TableSpec) -> None:
     run_id = view.status.last_run_id
     if run_id is None or not settings.enabled:
         return
-    dialect, conn = _open(settings.conn_id or str(table.target.conn_id))
+    dialect, conn = _open(settings.conn_id or table.target.conn_id)
     try:
         where = {"dag_id": pipeline.dag_id, "table_name": table.name, "run_id": run_id}
         rows = _select(dialect, conn, audit_table(settings), where, "started_at", 1000)
@@ -140,18 +136,12 @@ def _run_details(view: TableView, pipeline: Pipeline, table: TableSpec) -> None:
 
 
 def _count_quarantine(view: TableView, pipeline: Pipeline, table: TableSpec) -> None:
-    from airflow_provider_sync.dialects.types import Binder
-
-    dialect, conn = _open(str(table.target.conn_id))
+    dialect, conn = _open(table.target.conn_id)
     try:
         ref = quarantine_ref(table)
         if not dialect.table_exists(conn, ref):
             return
-        bind, q = Binder(dialect.capabilities.param_style), dialect.quote
-        query = bind.query(
-            f"SELECT {q('rule')}, COUNT(*) FROM {dialect.qualify(ref)} WHERE {q('dag_id')} = "
-            f"{bind(pipeline.dag_id)} AND {q('table_name')} = {bind(table.name)} GROUP BY {q('rule')}"
-        )
+        query = dialect.count_by_query(ref, "rule", {"dag_id": pipeline.dag_id, "table_name": table.name})
         cursor = dialect.execute(conn, query)
         try:
             view.quarantined = {str(rule): int(count) for rule, count in cursor.fetchall()}
@@ -167,29 +157,15 @@ def _probe_source(view: TableView, pipeline: Pipeline, table: TableSpec) -> None
     so it costs an index lookup on the cursor column, never a scan or a count."""
     from airflow_provider_sync.core.watermark import Watermark
     from airflow_provider_sync.factory.cli_status import _connection_info
-    from airflow_provider_sync.operators.base import split_table_name
     from airflow_provider_sync.pipeline.probe import has_rows_past
-    from airflow_provider_sync.pipeline.specs import ExtractSpec
+    from airflow_provider_sync.pipeline.specs import extract_spec_for
     from airflow_provider_sync.plugins.changes import current
 
-    source, incremental = table.source, table.incremental
-    strategy = incremental.strategy or "full"
-    if strategy == "full" or incremental.column is None:
+    if table.incremental.strategy == "full" or table.incremental.column is None:
         return
     stored = current(pipeline.dag_id, table.name)
-    schema, name = split_table_name(source.table) if source.table else (None, None)
-    spec = ExtractSpec(
-        connection=_connection_info(str(source.conn_id)),
-        table=name,
-        schema=schema,
-        query=source.query,
-        strategy=strategy,
-        cursor_column=incremental.column,
-        key_columns=tuple(incremental.key or ()),
-        end_value=incremental.end_value,
-        source_timezone=incremental.source_timezone or "UTC",
-    )
-    lower = Watermark.from_json(stored, strategy, spec.source_timezone) if stored is not None else None
+    spec = extract_spec_for(table, _connection_info(table.source.conn_id))
+    lower = Watermark.from_json(stored, spec.strategy, spec.source_timezone) if stored is not None else None
     view.rows_waiting = has_rows_past(spec, lower)
 
 
@@ -199,7 +175,7 @@ def table_views(pipeline: Pipeline) -> list[TableView]:
 
     views = []
     for table, status in zip(pipeline.tables, pipeline_status(pipeline), strict=True):
-        view = TableView(status, str(table.incremental.strategy or "full"), table.incremental.column)
+        view = TableView(status, table.incremental.strategy, table.incremental.column)
         views.append(view)
         try:
             _run_details(view, pipeline, table)
@@ -251,7 +227,7 @@ def quarantined_rows(
     pipeline: Pipeline, table: TableSpec, limit: int = QUARANTINE_PAGE_ROWS
 ) -> list[dict[str, Any]]:
     """The newest quarantined rows of a table, as stored (``row_json`` already masked/encrypted)."""
-    dialect, conn = _open(str(table.target.conn_id))
+    dialect, conn = _open(table.target.conn_id)
     try:
         ref = quarantine_ref(table)
         if not dialect.table_exists(conn, ref):

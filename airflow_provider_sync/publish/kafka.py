@@ -32,13 +32,13 @@ import base64
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_sync.core.topics import TOPIC_NAME
 from airflow_provider_sync.errors import MissingDriverError, TerminalError, TransientError
 
 if TYPE_CHECKING:
@@ -52,8 +52,6 @@ DEFAULT_PRODUCER_SETTINGS: dict[str, str] = {"linger.ms": "20", "compression.typ
 # librdkafka options whose values are callables; Airflow's hook resolves dotted paths through an allowlist,
 # which a plain producer config cannot do safely, so string values for them are refused.
 _CALLBACK_KEYS = ("error_cb", "throttle_cb", "stats_cb", "log_cb", "oauth_cb", "on_commit")
-_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-_TOPIC_PLACEHOLDERS = ("schema", "table")
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class KafkaTargetSpec:
     flush_timeout_seconds: float = 120.0
 
     def __post_init__(self) -> None:
-        if not _TOPIC_NAME.match(self.topic) or self.topic in {".", ".."}:
+        if not TOPIC_NAME.match(self.topic) or self.topic in {".", ".."}:
             raise TerminalError(
                 f"Kafka topic name {self.topic!r} is invalid: use 1-249 characters from A-Z a-z 0-9 . _ -"
             )
@@ -96,24 +94,6 @@ class PublishResult:
     messages: int
     batches: int
     seconds: float
-
-
-def topic_for_table(template: str, *, table: str, schema: str | None = None) -> str:
-    """Expand ``{schema}`` and ``{table}`` in a configured topic (``sync.{schema}.{table}``) and check it."""
-    try:
-        topic = template.format_map({"schema": schema or "", "table": table})
-    except (KeyError, IndexError, ValueError) as exc:
-        raise TerminalError(
-            f"Kafka topic template {template!r} is invalid ({exc}); the only placeholders allowed are "
-            + ", ".join("{" + name + "}" for name in _TOPIC_PLACEHOLDERS)
-        ) from None
-    topic = topic.replace("..", ".").strip(".") if schema is None else topic
-    if not _TOPIC_NAME.match(topic):
-        raise TerminalError(
-            f"Kafka topic {topic!r} (from template {template!r}) is invalid: use 1-249 characters from "
-            "A-Z a-z 0-9 . _ -; table names with other characters need an explicit topic"
-        )
-    return topic
 
 
 def producer_config(connection: Any) -> dict[str, Any]:

@@ -16,27 +16,15 @@ def source_has_new_rows(table_spec: dict[str, Any], watermark: dict[str, Any] | 
     """Resolve the source connection and probe it (runs in a worker or in the triggerer)."""
     from airflow.sdk import BaseHook
 
-    from airflow_provider_sync.config.resolve import TableSpec
+    from airflow_provider_sync.config.resolved import load_table_spec
     from airflow_provider_sync.core.watermark import Watermark
     from airflow_provider_sync.dialects.connection import ConnectionInfo
-    from airflow_provider_sync.operators.base import split_table_name
     from airflow_provider_sync.pipeline.probe import has_rows_past
-    from airflow_provider_sync.pipeline.specs import ExtractSpec
+    from airflow_provider_sync.pipeline.specs import extract_spec_for
 
-    table = TableSpec.model_validate(table_spec)
-    source, incremental = table.source, table.incremental
-    schema, name = split_table_name(source.table) if source.table else (None, None)
-    spec = ExtractSpec(
-        connection=ConnectionInfo.from_airflow(BaseHook.get_connection(str(source.conn_id))),
-        table=name,
-        schema=schema,
-        query=source.query,
-        strategy=incremental.strategy or "full",
-        cursor_column=incremental.column,
-        key_columns=tuple(incremental.key or ()),
-        end_value=incremental.end_value,
-        source_timezone=incremental.source_timezone or "UTC",
-    )
+    table = load_table_spec(table_spec)
+    connection = ConnectionInfo.from_airflow(BaseHook.get_connection(table.source.conn_id))
+    spec = extract_spec_for(table, connection)
     lower = Watermark.from_json(watermark, spec.strategy, spec.source_timezone) if watermark else None
     return has_rows_past(spec, lower)
 

@@ -23,9 +23,9 @@ from airflow_provider_sync.config.identifiers import ConnectionId, Identifier
 from airflow_provider_sync.config.shorthand import expand_columns
 from airflow_provider_sync.config.steps import StepSpec, register_step
 from airflow_provider_sync.core.secret_guard import redact_inline_secrets, reject_inline_secrets
+from airflow_provider_sync.core.vocabulary import SECRET_STRATEGIES
 
 _STRICT = ConfigDict(extra="forbid")
-SECRET_STRATEGIES = frozenset({"hash", "tokenize", "pseudonym"})
 
 
 class RedactMask(BaseModel):

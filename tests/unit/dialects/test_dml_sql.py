@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_sync.audit.schema import audit_schema
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Query, TableRef
-from tests.unit.moredb.moredb_sql_helpers import parse_sql
+from tests.unit.dialects.sql_checks import parse_sql
 
 GRAMMAR = {
     "postgres": "postgres", "mysql": "mysql", "sqlite": "sqlite", "clickhouse": "clickhouse",

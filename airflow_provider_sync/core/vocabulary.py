@@ -1,0 +1,23 @@
+"""The words a pipeline is configured with, defined once: YAML models, specs and engine share them."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+Strategy = Literal["timestamp", "sequence", "version", "full"]
+"""How new rows are found: a cursor column of one kind, or the whole table every run."""
+STRATEGIES: Final[tuple[str, ...]] = get_args(Strategy)
+
+LoadMode = Literal["append", "replace", "upsert"]
+"""How rows are written: insert (a ledger makes repeats no-ops), swap the whole table, or insert-or-update."""
+LOAD_MODES: Final[tuple[str, ...]] = get_args(LoadMode)
+
+NullPolicy = Literal["exclude", "include", "fail"]
+"""What happens to rows whose cursor is null."""
+NULL_POLICIES: Final[tuple[str, ...]] = get_args(NullPolicy)
+
+OnLoadError = Literal["fail", "quarantine"]
+"""What a load does with rows the target rejects."""
+
+SECRET_STRATEGIES: Final = frozenset({"hash", "tokenize", "pseudonym"})
+"""Mask strategies keyed by a secret (the mask step's ``secret_conn_id``)."""

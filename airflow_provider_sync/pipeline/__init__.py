@@ -1,0 +1,1 @@
+"""Orchestration over core and dialects: extract, steps I/O, load, ownership, quarantine, probes."""

@@ -1,5 +1,0 @@
-"""Engine tests get a private namespace per test in each real database (tests/integration/namespaces.py)."""
-
-from tests.integration.namespaces import make_db
-
-__all__ = ["make_db"]

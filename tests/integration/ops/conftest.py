@@ -1,5 +1,0 @@
-"""Load-quarantine tests get a private namespace per test in each real database."""
-
-from tests.integration.namespaces import make_db
-
-__all__ = ["make_db"]

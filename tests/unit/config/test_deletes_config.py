@@ -1,0 +1,58 @@
+"""The ``deletes`` section: defaults, inheritance and what it needs from the target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_sync.config.resolve import load_pipeline
+from airflow_provider_sync.errors import ConfigError
+
+BASE = """version: 1
+dag_id: soft_deletes
+source: {conn_id: src, table: public.items}
+incremental: {strategy: timestamp, column: updated_at, key: [id]}
+"""
+
+
+def _load(tmp_path: Path, text: str) -> object:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(BASE + text, encoding="utf-8")
+    return load_pipeline(path)
+
+
+def test_a_table_inherits_the_file_deletes_and_defaults_to_none(tmp_path: Path) -> None:
+    pipeline = _load(
+        tmp_path,
+        "target: {conn_id: dst, keys: [id]}\ndeletes: {soft_delete_column: is_deleted}\n"
+        "tables:\n  - name: items\n  - name: archived\n    deletes: {keep_flagged: true}\n",
+    )
+    items, archived = pipeline.tables  # type: ignore[attr-defined]
+    assert (items.deletes.soft_delete_column, items.deletes.keep_flagged) == ("is_deleted", None)
+    assert (archived.deletes.soft_delete_column, archived.deletes.keep_flagged) == ("is_deleted", True)
+    plain = _load(tmp_path, "target: {conn_id: dst, keys: [id]}\n")
+    assert plain.tables[0].deletes.soft_delete_column is None  # type: ignore[attr-defined]
+
+
+def test_deleting_flagged_rows_needs_upsert(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        _load(tmp_path, "target: {conn_id: dst, mode: append}\ndeletes: {soft_delete_column: is_deleted}\n")
+    assert "pipeline.yaml:6 at deletes.soft_delete_column: deleting flagged rows needs mode 'upsert'" in str(
+        error.value
+    )
+    # Loading the flag instead of deleting needs no keys.
+    _load(
+        tmp_path,
+        "target: {conn_id: dst, mode: append}\ndeletes: {soft_delete_column: d, keep_flagged: true}\n",
+    )
+
+
+def test_the_flag_must_be_read_from_the_source(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        _load(
+            tmp_path,
+            "target: {conn_id: dst, keys: [id]}\ndeletes: {soft_delete_column: is_deleted}\n"
+            "tables:\n  - name: items\n    source: {columns: [id, updated_at]}\n",
+        )
+    assert "'is_deleted' must also be listed in source.columns" in str(error.value)
