@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_sync.factory.cli_status import add_status_command
 
     add_status_command(commands)
+    from airflow_provider_sync.factory.cli_init import add_init_commands
+
+    add_init_commands(commands)
     return parser
 
 
