@@ -150,6 +150,8 @@ def lag_for_strategy(lag: timedelta | int | float | None, strategy: str | None) 
     """The lag in the unit the strategy's cursor is compared in; ``ValueError`` when it cannot fit."""
     if lag is None or strategy is None or strategy == "full":
         return lag
+    if strategy == "cdc":
+        raise ValueError("strategy 'cdc' reads every committed change: it takes no lag")
     if strategy == "timestamp":
         return lag if isinstance(lag, timedelta) else parse_duration(lag)
     if isinstance(lag, timedelta):
@@ -208,6 +210,10 @@ def check_cursor_bounds(
     """``initial_value`` and ``end_value`` read as the strategy's cursor type, and initial <= end."""
     if strategy is None or strategy == "full":
         return
+    if strategy == "cdc" and (initial_value is not None or end_value is not None):
+        raise ValueError(
+            "strategy 'cdc' starts from a snapshot of the table: it takes no initial or end value"
+        )
     values: dict[str, Any] = {}
     for name, raw in (("initial_value", initial_value), ("end_value", end_value)):
         if raw is not None:

@@ -263,7 +263,7 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
         )
     columns = source.get("columns")
     flag = deletes.get("soft_delete_column")
-    if flag and columns and flag not in columns:
+    if flag and columns and flag not in columns and incremental.get("strategy") != "cdc":
         problems.append(
             (("deletes", "soft_delete_column"), f"{flag!r} must also be listed in source.columns")
         )
@@ -276,7 +276,9 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
             )
         )
     strategy = incremental.get("strategy", "full")
-    if strategy != "full":
+    if strategy == "cdc":
+        problems.extend(_cdc_requirements(merged))
+    elif strategy != "full":
         if not incremental.get("column"):
             problems.append(
                 (
@@ -297,6 +299,52 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
         problems.append(
             (("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, not 'full'")
         )
+    return problems
+
+
+#: The steps a change stream can pass through: they rewrite values column by column, so the change rows'
+#: keys, operations and positions reach the target untouched.
+CDC_STEPS = ("mask", "encrypt")
+
+
+def _cdc_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """What ``strategy: cdc`` needs: a table (not a query), keys to apply changes by, value-only steps."""
+    problems: list[tuple[PathKey, str]] = []
+    source, target, incremental = merged.get("source", {}), merged.get("target", {}), merged["incremental"]
+    if source.get("query"):
+        problems.append((("source", "query"), "strategy 'cdc' reads a table's change log: give 'table'"))
+    if incremental.get("column"):
+        problems.append((("incremental", "column"), "strategy 'cdc' needs no cursor column; remove it"))
+    if incremental.get("mode") == "interval":
+        problems.append((("incremental", "mode"), "strategy 'cdc' reads the change log, not data intervals"))
+    if merged.get("wait_for_rows"):
+        problems.append(
+            (("wait_for_rows",), "strategy 'cdc' reads whatever the change log holds: remove wait_for_rows")
+        )
+    mode = target.get("mode", "upsert")
+    if mode != "upsert":
+        problems.append(
+            (("target", "mode"), f"strategy 'cdc' applies changes by key: use mode 'upsert', not {mode!r}")
+        )
+    deletes = merged.get("deletes", {})
+    if deletes.get("soft_delete_column") and not deletes.get("keep_flagged"):
+        problems.append(
+            (
+                ("deletes", "keep_flagged"),
+                "with strategy 'cdc' deletes come from the change log; to keep deleted rows in the target, "
+                "flagged in soft_delete_column, set keep_flagged: true",
+            )
+        )
+    for index, step in enumerate(merged.get("steps") or []):
+        kind = next(iter(step), "") if isinstance(step, dict) else ""
+        if kind not in CDC_STEPS:
+            problems.append(
+                (
+                    ("steps", index),
+                    f"strategy 'cdc' passes changes through {' and '.join(CDC_STEPS)} steps only, not "
+                    f"{kind!r} (a delete carries only its key)",
+                )
+            )
     return problems
 
 

@@ -23,7 +23,7 @@ from airflow_provider_sync.config.sections import (
     TargetConfig,
     WaitForRowsConfig,
 )
-from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, Strategy
+from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, SyncStrategy
 
 DEFAULT_BATCH_SIZE = 50_000
 
@@ -60,7 +60,7 @@ class ResolvedTarget(TargetConfig):
 
 
 class ResolvedIncremental(IncrementalConfig):
-    strategy: Strategy
+    strategy: SyncStrategy
     key: list[Identifier]
     source_timezone: str
     batch_size: int

@@ -23,7 +23,7 @@ from airflow_provider_sync.config.base import StrictModel
 from airflow_provider_sync.config.checks import check_cursor_bounds, check_single_select, lag_for_strategy
 from airflow_provider_sync.config.identifiers import ConnectionId, Identifier, QualifiedName
 from airflow_provider_sync.config.types import Duration, Lag
-from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, Strategy
+from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, SyncStrategy
 
 
 def _check_query(value: str) -> str:
@@ -106,10 +106,11 @@ def _check_timezone(value: str) -> str:
 class IncrementalConfig(StrictModel):
     """What counts as new since the last run."""
 
-    strategy: Strategy | None = Field(
+    strategy: SyncStrategy | None = Field(
         None,
         description="timestamp: a last-modified column; sequence: an ever-growing id; version: a row "
-        "version counter; full: read everything every run. Default: full.",
+        "version counter; full: read everything every run; cdc: read the change log (PostgreSQL logical "
+        "decoding, MySQL/MariaDB row binlog) with inserts, updates and deletes. Default: full.",
     )
     column: Identifier | None = Field(None, description="Cursor column (required unless strategy is full).")
     key: list[Identifier] | None = Field(

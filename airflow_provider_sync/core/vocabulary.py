@@ -8,6 +8,10 @@ Strategy = Literal["timestamp", "sequence", "version", "full"]
 """How new rows are found: a cursor column of one kind, or the whole table every run."""
 STRATEGIES: Final[tuple[str, ...]] = get_args(Strategy)
 
+CDC_STRATEGY: Final = "cdc"
+SyncStrategy = Strategy | Literal["cdc"]
+"""A cursor strategy, or ``cdc``: read the database's change log (inserts, updates and deletes)."""
+
 LoadMode = Literal["append", "replace", "upsert"]
 """How rows are written: insert (a ledger makes repeats no-ops), swap the whole table, or insert-or-update."""
 LOAD_MODES: Final[tuple[str, ...]] = get_args(LoadMode)

@@ -80,6 +80,8 @@ class Capabilities:
     native_json: bool = False
     file_based: bool = False
     """The database is a file (its lineage namespace is the file, not a server address)."""
+    change_capture: str | None = None
+    """``module:Class`` reading the database's change log for ``strategy: cdc`` (None: not supported)."""
     target_lock: str = "none"
     """What serializes loads into one target table (``pg_advisory_xact_lock``, ``get_lock``,
     ``begin_immediate``, ``sp_getapplock``, ``dbms_lock``; ``none``: nothing, only the owners claim)."""

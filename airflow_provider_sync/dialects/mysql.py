@@ -48,6 +48,7 @@ class MySQLDialect(MySQLTypes):
         name="mysql",
         driver_module="MySQLdb",
         pip_extra="mysql",
+        change_capture="airflow_provider_sync.cdc.runner:BinlogCapture",
         param_style="format",
         bulk_load="load_data_local_infile",
         upsert_style="on_duplicate_key",

@@ -81,6 +81,7 @@ class PostgresDialect(PostgresTypes):
         name="postgres",
         driver_module="psycopg",
         pip_extra="postgres",
+        change_capture="airflow_provider_sync.cdc.runner:PostgresCapture",
         param_style="format",
         bulk_load="copy",
         upsert_style="on_conflict",

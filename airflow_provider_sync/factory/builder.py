@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import DAG
 
 EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
+CAPTURE_OPERATOR = "airflow_provider_sync.operators.capture.ChangeCaptureOperator"
 LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
 COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
 AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
@@ -128,9 +129,8 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     with TaskGroup(
         group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}"
     ) as group:
-        extract = _import(EXTRACT_OPERATOR)(
-            task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool
-        )
+        reader = CAPTURE_OPERATOR if table.incremental.strategy == "cdc" else EXTRACT_OPERATOR
+        extract = _import(reader)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
         if table.wait_for_rows is not None:
             wait = table.wait_for_rows
             sensor = _import(SENSOR_OPERATOR)(

@@ -136,6 +136,30 @@ def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datet
         status.lag_s = round((now - mark.cursor).total_seconds(), 3)
 
 
+def _change_log(dag_id: str, table: TableSpec, status: TableStatus) -> None:
+    """A ``cdc`` table's position (held by the target, written with the rows) and what the source keeps
+    for it (a replication slot's retained WAL)."""
+    from airflow_provider_sync.cdc.apply import read_position
+    from airflow_provider_sync.cdc.runner import change_capture_for
+    from airflow_provider_sync.dialects.types import TableRef
+    from airflow_provider_sync.notifications.message import scrub_error_message
+    from airflow_provider_sync.pipeline.specs import load_spec_for
+
+    try:
+        spec = load_spec_for(table, dag_id, _connection_info(table.target.conn_id))
+        position = read_position(spec, table.name)
+        status.watermark = f"position {position}" if position else None
+        source = _connection_info(table.source.conn_id)
+        state = change_capture_for(source.conn_type).state(
+            source, dag_id, TableRef.parse(str(table.source.table))
+        )
+    except Exception as error:  # an unreachable database is a note on this table, never a crash
+        status.note = f"change log unavailable: {scrub_error_message(str(error), limit=200)}"
+        return
+    status.note = state.description
+    status.warning = state.warning
+
+
 def _connection_info(conn_id: str) -> ConnectionInfo:
     from airflow.models import Connection
 
@@ -202,7 +226,10 @@ def pipeline_status(pipeline: Pipeline, *, now: dt.datetime | None = None) -> li
     for table in pipeline.tables:
         status = TableStatus(pipeline.dag_id, table.name)
         found.append(status)
-        _watermark(pipeline.dag_id, table, status, now)
+        if table.incremental.strategy == "cdc":
+            _change_log(pipeline.dag_id, table, status)
+        else:
+            _watermark(pipeline.dag_id, table, status, now)
         if not settings.enabled:
             status.note = "audit is turned off for this pipeline"
             continue

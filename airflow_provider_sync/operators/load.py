@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.dialects.types import split_table_name
-from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
@@ -43,34 +41,29 @@ class LoadOperator(SyncTableOperator):
         self.outlets = [*self.outlets, Asset(target_asset_uri(target.conn_id, target.table))]
 
     def load_spec(self) -> LoadSpec:
-        from airflow_provider_sync.pipeline.specs import LoadSpec
-        from airflow_provider_sync.targets import target_for
-        from airflow_provider_sync.targets.registry import check_options_match
+        from airflow_provider_sync.pipeline.specs import load_spec_for
 
-        target = self.table.target
-        schema, name = split_table_name(target.table)
-        connection = self.connection_info(target.conn_id)
-        kind = target_for(connection.conn_type)
-        check_options_match(target.table, target.conn_id, connection.conn_type, target)
+        connection = self.connection_info(self.table.target.conn_id)
+        return load_spec_for(self.table, self.pipeline_dag_id, connection, shared=self.target_shared())
+
+    def change_sink(self) -> Callable[..., Any]:
+        """Applies a change manifest (deletes by key, upserts, the applied position) in one transaction;
+        ``deletes.keep_flagged`` flags deleted rows in ``deletes.soft_delete_column`` instead."""
+        from airflow_provider_sync.cdc.apply import apply_changes
+        from airflow_provider_sync.errors import TerminalError
+
         deletes = self.table.deletes
-        soft_delete = None if deletes.keep_flagged else deletes.soft_delete_column
-        if soft_delete is not None and not kind.capabilities.deletes:
-            raise TerminalError(
-                f"table {self.table.name}: deletes.soft_delete_column needs a target that deletes rows by "
-                f"key, and {kind.name} targets cannot; set deletes.keep_flagged: true to load the flag"
-            )
-        return LoadSpec(
-            connection=connection,
-            table=name,
-            schema=schema,
-            mode=target.mode,
-            keys=tuple(target.keys),
-            create_if_missing=target.create_if_missing,
-            pipeline=f"{self.pipeline_dag_id}.{self.table.name}",
-            target_shared=self.target_shared(),
-            soft_delete_column=soft_delete,
-            **kind.load_options(self.table),
-        )
+        flag = deletes.soft_delete_column if deletes.keep_flagged else None
+
+        def apply(spec: LoadSpec, manifest: Any, *, logger: Any, on_load_error: str) -> Any:
+            if on_load_error != "fail":
+                raise TerminalError(
+                    f"table {self.table.name}: strategy cdc applies a change set as a whole; rows the target "
+                    "rejects cannot be quarantined one by one - remove target.on_load_error"
+                )
+            return apply_changes(spec, manifest, deleted_column=flag, logger=logger)
+
+        return apply
 
     def target_shared(self) -> bool:
         """``target.shared: true``: this table's target may also be loaded by other pipelines."""
@@ -94,7 +87,11 @@ class LoadOperator(SyncTableOperator):
 
         manifest = self.input_manifest(context)
         spec = self.load_spec()
-        sink = sink_for(spec.connection.conn_type)
+        sink = (
+            self.change_sink()
+            if self.table.incremental.strategy == "cdc"
+            else sink_for(spec.connection.conn_type)
+        )
         on_load_error = self.table.target.on_load_error
         started = time.monotonic()
         result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_sync.staging.manifest import Manifest
 
 
 class CommitWatermarkOperator(SyncTableOperator):
@@ -27,6 +29,8 @@ class CommitWatermarkOperator(SyncTableOperator):
         from airflow_provider_sync.watermarks import load_in_task, variable_key, write_in_task
 
         manifest = self.input_manifest(context)
+        if self.table.incremental.strategy == "cdc":
+            return self.release_change_log(context, manifest)
         key = variable_key(self.pipeline_dag_id, self.table.name)
         previous = None
         if manifest.strategy and manifest.strategy != "full":
@@ -47,6 +51,38 @@ class CommitWatermarkOperator(SyncTableOperator):
         self.remove_staged_files(context)
         result = {"variable": key, "before": before, "after": after, "rows": manifest.rows}
         return StepOutcome(result, {"watermark_before": before, "watermark_after": after})
+
+    def release_change_log(self, context: Context, manifest: Manifest) -> StepOutcome:
+        """A ``cdc`` table's position is stored in the target by the apply, in its transaction; what is left
+        is to let the source release the log before it (PostgreSQL: advance the slot)."""
+        from airflow_provider_sync.cdc.runner import change_capture_for
+        from airflow_provider_sync.dialects.types import TableRef
+
+        source = self.connection_info(self.table.source.conn_id)
+        capture = change_capture_for(source.conn_type)
+        run = self._capture_run(context, source, TableRef.parse(str(self.table.source.table)))
+        capture.after_apply(run, manifest)
+        position = manifest.high_water_mark
+        self.log.info(
+            "Change log of %s applied up to %s; the source may release what lies before", run.table, position
+        )
+        self.remove_staged_files(context)
+        result = {"position": position, "rows": manifest.rows}
+        return StepOutcome(result, {"watermark_after": position})
+
+    def _capture_run(self, context: Context, source: Any, table: Any) -> Any:
+        from airflow_provider_sync.cdc.runner import CaptureRun
+
+        return CaptureRun(
+            source=source,
+            table=table,
+            label=self.table.name,
+            dag_id=self.pipeline_dag_id,
+            run_id=context["run_id"],
+            keys=tuple(self.table.incremental.key),
+            batch_size=self.table.incremental.batch_size,
+            applied=None,
+        )
 
     def remove_staged_files(self, context: Context) -> None:
         if self.table.staging.keep_committed:

@@ -77,6 +77,8 @@ class ExtractSpec:
 def extract_spec_for(table: TableSpec, connection: ConnectionInfo) -> ExtractSpec:
     """The extraction a resolved table asks for: what the extract task reads and the sensor probes."""
     source, incremental = table.source, table.incremental
+    if incremental.strategy == "cdc":
+        raise TerminalError(f"table {table.name} reads the change log (strategy cdc), not a cursor range")
     schema, name = split_table_name(source.table) if source.table else (None, None)
     return ExtractSpec(
         connection=connection,
@@ -93,6 +95,42 @@ def extract_spec_for(table: TableSpec, connection: ConnectionInfo) -> ExtractSpe
         batch_size=incremental.batch_size,
         null_policy=incremental.null_policy,
         source_timezone=incremental.source_timezone,
+    )
+
+
+def load_spec_for(
+    table: TableSpec, dag_id: str, connection: ConnectionInfo, *, shared: bool | None = None
+) -> LoadSpec:
+    """Where and how a resolved table loads: its target kind's options and capabilities applied.
+
+    ``shared`` overrides ``target.shared`` (see the load operator)."""
+    from airflow_provider_sync.targets import target_for
+    from airflow_provider_sync.targets.registry import check_options_match
+
+    target = table.target
+    schema, name = split_table_name(target.table)
+    kind = target_for(connection.conn_type)
+    check_options_match(target.table, target.conn_id, connection.conn_type, target)
+    deletes = table.deletes
+    soft_delete = (
+        None if deletes.keep_flagged or table.incremental.strategy == "cdc" else deletes.soft_delete_column
+    )
+    if soft_delete is not None and not kind.capabilities.deletes:
+        raise TerminalError(
+            f"table {table.name}: deletes.soft_delete_column needs a target that deletes rows by key, and "
+            f"{kind.name} targets cannot; set deletes.keep_flagged: true to load the flag"
+        )
+    return LoadSpec(
+        connection=connection,
+        table=name,
+        schema=schema,
+        mode=target.mode,
+        keys=tuple(target.keys),
+        create_if_missing=target.create_if_missing,
+        pipeline=f"{dag_id}.{table.name}",
+        target_shared=target.shared if shared is None else shared,
+        soft_delete_column=soft_delete,
+        **kind.load_options(table),
     )
 
 
@@ -125,8 +163,9 @@ class LoadSpec:
 
     ``table_options`` lays out a table the load creates, for the dialect they name; ``publish`` applies when
     the target is a message broker rather than a database. ``target_shared``: other pipelines may load the
-    same table (each must say so; see :mod:`.ownership`). ``soft_delete_column``: staged rows whose column
-    is true (boolean) or not null are deleted from the target by key instead of loaded.
+    same table (each must say so; see :mod:`.ownership`). ``target_options``: the options object a target
+    kind's ``load_options`` builds for its own writer (e.g. Redis keys). ``soft_delete_column``: staged
+    rows whose column is true (boolean) or not null are deleted from the target by key instead of loaded.
     """
 
     connection: ConnectionInfo
@@ -142,6 +181,7 @@ class LoadSpec:
     publish: PublishOptions | None = None
     target_shared: bool = False
     soft_delete_column: str | None = None
+    target_options: Any = None
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
