@@ -261,6 +261,22 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
                 f"{mode!r}; or set keep_flagged: true to load the flag instead",
             )
         )
+    if deletes.get("reconcile") is not None:
+        if source.get("query") or incremental.get("strategy") == "cdc":
+            problems.append(
+                (
+                    ("deletes", "reconcile"),
+                    "reconcile compares a source table's keys with the target's: it needs source 'table' "
+                    "(not 'query'), and strategy 'cdc' sees deletes without it",
+                )
+            )
+        elif mode != "upsert":
+            problems.append(
+                (
+                    ("deletes", "reconcile"),
+                    f"reconcile deletes by key: use mode 'upsert' with keys, not {mode!r}",
+                )
+            )
     columns = source.get("columns")
     flag = deletes.get("soft_delete_column")
     if flag and columns and flag not in columns and incremental.get("strategy") != "cdc":

@@ -170,6 +170,20 @@ class IncrementalConfig(StrictModel):
         return value
 
 
+def _check_cron(value: str) -> str:
+    from croniter import croniter
+
+    presets = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
+    if value not in presets and not croniter.is_valid(value):
+        raise ValueError(
+            f"{value!r} is neither a number of runs nor a schedule: use e.g. 10, '@daily' or '0 3 * * 0'"
+        )
+    return value
+
+
+ReconcileEvery = Annotated[int, Field(ge=1, le=100_000)] | Annotated[str, AfterValidator(_check_cron)]
+
+
 class DeletesConfig(StrictModel):
     """How rows deleted at the source leave the target (cursor strategies cannot see hard deletes)."""
 
@@ -182,6 +196,19 @@ class DeletesConfig(StrictModel):
         None,
         description="Keep flagged rows in the target, loaded with their flag, instead of deleting them. "
         "Default: false.",
+    )
+    reconcile: ReconcileEvery | None = Field(
+        None,
+        description="Compare the key sets of source and target (both streamed in key order) and delete "
+        "target rows whose key the source no longer has: a number N does it every N runs, a schedule "
+        "(cron or preset such as @daily) at most once per period.",
+    )
+    max_delete_ratio: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="A reconcile that would delete more than this share of the target's rows fails instead "
+        "(a source read by mistake must not empty the target). Default: 0.1.",
     )
 
 

@@ -61,6 +61,21 @@ class DMLSQL(SQLNames):
             sql += " ORDER BY " + ", ".join(f"{self.quote(name)}{direction}" for name in order_by)
         return bind.query(sql)
 
+    def count_query(self, table: TableRef) -> Query:
+        """``SELECT COUNT(*) FROM table``."""
+        return Query(f"SELECT COUNT(*) FROM {self.qualify(table)}")
+
+    def byte_order_sql(self, column: str) -> str:
+        """``column`` (quoted) as an ORDER BY term that sorts text by code point, as Python compares
+        strings; databases whose default collation sorts otherwise override it."""
+        return self.quote(column)
+
+    def sorted_keys_query(self, table: TableRef, keys: Sequence[str], text_keys: Sequence[str] = ()) -> Query:
+        """Every row's key columns, ascending, text keys by code point (a reconcile merges two such
+        streams from different databases, so both must sort alike)."""
+        order = ", ".join(self.byte_order_sql(k) if k in text_keys else self.quote(k) for k in keys)
+        return Query(f"SELECT {self.column_list(keys)} FROM {self.qualify(table)} ORDER BY {order}")
+
     def latest_rows_query(
         self, table: TableRef, columns: Sequence[str], where: Mapping[str, Any], latest: str
     ) -> Query:

@@ -319,6 +319,9 @@ class MSSQLDialect(Dialect):
         suffix = "__sync_stage"
         return TableRef("#" + target.name[: TEMP_TABLE_NAME_LIMIT - 1 - len(suffix)] + suffix)
 
+    def byte_order_sql(self, column: str) -> str:
+        return f"{self.quote(column)} COLLATE Latin1_General_100_BIN2"  # code point order
+
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
         staging = self.staging_name(target)
         self.execute(conn, self.drop_table_sql(staging)).close()

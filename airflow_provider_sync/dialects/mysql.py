@@ -243,6 +243,9 @@ class MySQLDialect(MySQLTypes):
         return list(keys.values())
 
     # ----------------------------------------------------------------- loading
+    def byte_order_sql(self, column: str) -> str:
+        return f"CAST({self.quote(column)} AS BINARY)"  # bytes of utf8mb4 (or latin1): code point order
+
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
         """A temporary table to merge from - or the target itself while it holds no row: an initial load
         has nothing to merge with, so the rows are loaded once instead of twice."""

@@ -365,6 +365,9 @@ class OracleDialect(Dialect):
             f"SELECT {self.column_list(columns)} FROM {self.qualify(target)} WHERE 1 = 0"
         )
 
+    def byte_order_sql(self, column: str) -> str:
+        return f"NLSSORT({self.quote(column)}, 'NLS_SORT=BINARY')"
+
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
         """A private temporary table: session-private, dropped at the end of the transaction, and (unlike
         other DDL) created without committing the caller's transaction."""

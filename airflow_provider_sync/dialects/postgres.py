@@ -265,6 +265,9 @@ class PostgresDialect(PostgresTypes):
         return [Column(n, t, self.arrow_type(t)) for n, (t,) in zip(names, types, strict=True)]
 
     # ----------------------------------------------------------------- loading
+    def byte_order_sql(self, column: str) -> str:
+        return f'{self.quote(column)} COLLATE "C"'  # byte order of UTF-8: code point order
+
     def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
         """A temporary table to merge from - or the target itself while it holds no row: an initial load
         has nothing to merge with, so the rows are copied once instead of twice (and :meth:`upsert`

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
 CAPTURE_OPERATOR = "airflow_provider_sync.operators.capture.ChangeCaptureOperator"
+RECONCILE_OPERATOR = "airflow_provider_sync.operators.reconcile.ReconcileOperator"
 LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
 COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
 AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
@@ -145,7 +146,7 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
             )
             sensor >> extract
         previous = extract
-        used: set[str] = {"wait_for_rows", "extract", "load", "commit_watermark", "audit"}
+        used: set[str] = {"wait_for_rows", "extract", "load", "reconcile", "commit_watermark", "audit"}
         specs = step_specs()
         for index, step in enumerate(table.steps):
             ((step_type, body),) = step.items()
@@ -163,6 +164,12 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
         load = _import(LOAD_OPERATOR)(
             task_id="load", table_spec=spec, pipeline_info=info, input_task_id=previous.task_id
         )
+        committed_after = load
+        if table.deletes.reconcile is not None:
+            committed_after = _import(RECONCILE_OPERATOR)(
+                task_id="reconcile", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
+            )
+            load >> committed_after
         commit = _import(COMMIT_OPERATOR)(
             task_id="commit_watermark", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
         )
@@ -173,7 +180,8 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
             input_task_id=commit.task_id,
             manifest_task_id=load.task_id,
         )
-        previous >> load >> commit >> audit
+        previous >> load
+        committed_after >> commit >> audit
     return group
 
 
