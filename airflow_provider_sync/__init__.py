@@ -12,6 +12,7 @@ _OPERATORS = [
     "airflow_provider_sync.operators.watermark",
     "airflow_provider_sync.operators.steps",
     "airflow_provider_sync.operators.audit",
+    "airflow_provider_sync.operators.forget",
 ]
 
 

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 RETAINED_WAL_WARNING_BYTES = 1 << 30
 
 
+def position_variable_key(dag_id: str, table: str) -> str:
+    """Where a target without tables (Kafka) keeps the applied position: an Airflow Variable, written after
+    every message was confirmed (at least once: a crash before the write publishes those changes again)."""
+    return f"sync_cdc:{dag_id}:{table}"
+
+
 @dataclass(frozen=True)
 class CaptureRun:
     """One table's capture. ``label`` names the table in the manifest and the positions table;

@@ -6,6 +6,10 @@ Envelope (text, so it fits any string column)::
       mode gcm: payload = 12-byte random nonce || AES-256-GCM ciphertext and tag
       mode siv: payload = AES-SIV synthetic IV || ciphertext (deterministic)
 
+    enc:v1:subj:<key id>:<subject id>:<base64url(12-byte nonce || AES-256-GCM ciphertext and tag)>
+      a column encrypted ``per_subject``: under the row's subject key (``core/subject_keys.py``), which
+      the keyring key ``<key id>`` wrapped; deleting that subject key crypto-shreds the value
+
 The plaintext inside is one type byte (0 = UTF-8 text, 1 = raw bytes) followed by the value. The
 associated data binds the envelope header and a *context*, by default ``"<table>.<column>"``: a value
 moved to another column or table fails to decrypt instead of yielding someone else's data.
@@ -32,10 +36,12 @@ import pyarrow as pa
 
 from airflow_provider_sync.core.keyring import Keyring
 from airflow_provider_sync.core.normalize import as_text
+from airflow_provider_sync.core.subject_keys import SUBJECT_TOKEN
 from airflow_provider_sync.errors import IncompatibleSchemaError, KeyringError, TerminalError
 
 if TYPE_CHECKING:
     from airflow_provider_sync.config.steps.encrypt import EncryptionMode, EncryptStep
+    from airflow_provider_sync.core.subject_keys import SubjectKeys
 
 FORMAT_VERSION = "v1"
 MODE_TOKENS: dict[str, str] = {"randomized": "gcm", "deterministic": "siv"}
@@ -55,6 +61,11 @@ def field_context(table: str, column: str) -> str:
 
 def _associated_data(token: str, key_id: str, context: str) -> bytes:
     return f"enc:{FORMAT_VERSION}:{token}:{key_id}\x00{context}".encode()
+
+
+def _subject_associated_data(subject_id: str, context: str) -> bytes:
+    # Bound to the subject id, not to the wrapping key: re-wrapping subject keys leaves values valid.
+    return f"enc:{FORMAT_VERSION}:{SUBJECT_TOKEN}:{subject_id}\x00{context}".encode()
 
 
 def _plaintexts(values: pa.Array) -> list[bytes | None]:
@@ -104,25 +115,60 @@ def encrypt_array(
     return _seal(_plaintexts(values), keyring, context, MODE_TOKENS[mode])
 
 
+def encrypt_per_subject(
+    values: pa.Array,
+    subjects: pa.Array,
+    keyring: Keyring,
+    subject_keys: SubjectKeys,
+    scope: str,
+    context: str,
+) -> pa.Array:
+    """Encrypt each value under the key of its row's subject (``subjects``, the ``scope`` column); a row
+    without a subject (NULL) is encrypted under the keyring's primary key like a randomized column."""
+    plain = _plaintexts(values)
+    ciphers = subject_keys.ciphers_for(scope, as_text(subjects).to_pylist())
+    # Only rows without a subject are sealed under the keyring (the others are None here).
+    orphans = [value if cipher is None else None for value, cipher in zip(plain, ciphers, strict=True)]
+    fallback = _seal(orphans, keyring, context, "gcm").to_pylist()
+    nonces = os.urandom(NONCE_BYTES * len(plain))
+    out: list[str | None] = []
+    for index, (value, cipher) in enumerate(zip(plain, ciphers, strict=True)):
+        if value is None or cipher is None:
+            out.append(None if value is None else fallback[index])
+            continue
+        nonce = nonces[index * NONCE_BYTES : (index + 1) * NONCE_BYTES]
+        sealed = cipher.gcm.encrypt(nonce, value, _subject_associated_data(cipher.subject_id, context))
+        body = binascii.b2a_base64(nonce + sealed, newline=False).translate(_URLSAFE).decode("ascii")
+        out.append(f"enc:{FORMAT_VERSION}:{SUBJECT_TOKEN}:{cipher.kek_id}:{cipher.subject_id}:{body}")
+    return pa.array(out, pa.string())
+
+
 class _Opener:
     """Decrypts envelopes of one context, caching one cipher per (mode, key id)."""
 
-    def __init__(self, keyring: Keyring, context: str) -> None:
+    def __init__(self, keyring: Keyring, context: str, subject_keys: SubjectKeys | None = None) -> None:
         self.keyring = keyring
         self.context = context
+        self.subject_keys = subject_keys
         self._ciphers: dict[tuple[str, str], Callable[[bytes], bytes]] = {}
 
     def parse(self, text: str, row: int) -> tuple[str, str, bytes]:
+        """(mode token, key id, payload); for a per-subject envelope the key id is the subject id."""
         parts = text.split(":", 4)
+        if len(parts) == 5 and parts[2] == SUBJECT_TOKEN:
+            # enc:v1:subj:<wrapping key id>:<subject id>:<payload>: the subject key opens it.
+            subject_id, _, body = parts[4].partition(":")
+            parts = [*parts[:3], subject_id, body] if body else []
         if (
             len(parts) != 5
             or parts[0] != "enc"
             or parts[1] != FORMAT_VERSION
-            or parts[2] not in ("gcm", "siv")
+            or parts[2] not in ("gcm", "siv", SUBJECT_TOKEN)
         ):
             raise CiphertextError(
                 f"row {row} of {self.context!r} is not an encrypted value (expected enc:{FORMAT_VERSION}:"
-                "gcm|siv:<key id>:<base64url>); was the column encrypted?"
+                "gcm|siv:<key id>:<base64url> or enc:v1:subj:<key id>:<subject id>:<base64url>); was the "
+                "column encrypted?"
             )
         try:
             payload = binascii.a2b_base64(parts[4].replace("-", "+").replace("_", "/"), strict_mode=True)
@@ -134,6 +180,8 @@ class _Opener:
 
     def _cipher(self, token: str, key_id: str) -> Callable[[bytes], bytes]:
         cipher = self._ciphers.get((token, key_id))
+        if cipher is None and token == SUBJECT_TOKEN:
+            cipher = self._subject_cipher(key_id)
         if cipher is None:
             aad = _associated_data(token, key_id, self.context)
             if token == "gcm":
@@ -150,6 +198,22 @@ class _Opener:
             self._ciphers[(token, key_id)] = cipher
         return cipher
 
+    def _subject_cipher(self, subject_id: str) -> Callable[[bytes], bytes]:
+        if self.subject_keys is None:
+            raise KeyringError(
+                f"a value of {self.context!r} is encrypted under the per-subject key {subject_id!r}; "
+                "decrypting it needs the subject key table too (pass subject_keys, or --conn-id of the "
+                "database holding sync_subject_keys)"
+            )
+        gcm = self.subject_keys.cipher(subject_id).gcm  # SubjectKeyShreddedError once it was erased
+        aad = _subject_associated_data(subject_id, self.context)
+
+        def cipher(payload: bytes) -> bytes:
+            return gcm.decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], aad)
+
+        self._ciphers[(SUBJECT_TOKEN, subject_id)] = cipher
+        return cipher
+
     def open(self, token: str, key_id: str, payload: bytes) -> bytes:
         """The plaintext with its type byte; KeyringError naming the key id when it does not fit."""
         from cryptography.exceptions import InvalidTag
@@ -164,9 +228,17 @@ class _Opener:
             ) from None
 
 
-def decrypt_array(values: pa.Array, keyring: Keyring, context: str, *, as_binary: bool = False) -> pa.Array:
-    """Decrypt envelopes made by :func:`encrypt_array` with the same context; returns text (or bytes)."""
-    opener = _Opener(keyring, context)
+def decrypt_array(
+    values: pa.Array,
+    keyring: Keyring,
+    context: str,
+    *,
+    as_binary: bool = False,
+    subject_keys: SubjectKeys | None = None,
+) -> pa.Array:
+    """Decrypt envelopes made by :func:`encrypt_array` (or :func:`encrypt_per_subject`, given
+    ``subject_keys``) with the same context; returns text (or bytes)."""
+    opener = _Opener(keyring, context, subject_keys)
     out: list[bytes | None] = []
     for row, text in enumerate(as_text(values).to_pylist()):
         if text is None:
@@ -194,7 +266,8 @@ def reencrypt_array(values: pa.Array, keyring: Keyring, context: str) -> tuple[p
         if text is None:
             continue
         token, key_id, payload = opener.parse(text, row)
-        if key_id != keyring.primary_id:
+        # A per-subject value stays under its subject key: rotating the keyring re-wraps subject keys.
+        if token != SUBJECT_TOKEN and key_id != keyring.primary_id:
             rows, plain = by_mode[token]
             rows.append(row)
             plain.append(opener.open(token, key_id, payload))
@@ -215,9 +288,17 @@ def encrypt_value(
     return str(encrypt_array(array, keyring, context, mode)[0].as_py())
 
 
-def decrypt_value(envelope: str, keyring: Keyring, context: str, *, as_binary: bool = False) -> Any:
+def decrypt_value(
+    envelope: str,
+    keyring: Keyring,
+    context: str,
+    *,
+    as_binary: bool = False,
+    subject_keys: SubjectKeys | None = None,
+) -> Any:
     """Decrypt one envelope (for authorized users and support scripts); str, or bytes with as_binary."""
-    return decrypt_array(pa.array([envelope], pa.string()), keyring, context, as_binary=as_binary)[0].as_py()
+    values = pa.array([envelope], pa.string())
+    return decrypt_array(values, keyring, context, as_binary=as_binary, subject_keys=subject_keys)[0].as_py()
 
 
 def _check_columns(batch: pa.RecordBatch, columns: Iterable[str]) -> None:
@@ -239,14 +320,21 @@ def _replace_columns(batch: pa.RecordBatch, new: Mapping[str, pa.Array]) -> pa.R
 
 
 def decrypt_batch(
-    batch: pa.RecordBatch, keyring: Keyring, contexts: Mapping[str, str], *, as_binary: bool = False
+    batch: pa.RecordBatch,
+    keyring: Keyring,
+    contexts: Mapping[str, str],
+    *,
+    as_binary: bool = False,
+    subject_keys: SubjectKeys | None = None,
 ) -> pa.RecordBatch:
     """Decrypt the columns named in ``contexts`` (column -> context, e.g. ``Encryptor.contexts``)."""
     _check_columns(batch, contexts)
     return _replace_columns(
         batch,
         {
-            name: decrypt_array(batch.column(name), keyring, ctx, as_binary=as_binary)
+            name: decrypt_array(
+                batch.column(name), keyring, ctx, as_binary=as_binary, subject_keys=subject_keys
+            )
             for name, ctx in contexts.items()
         },
     )
@@ -271,9 +359,16 @@ def reencrypt_batch(
 class Encryptor:
     """Applies an :class:`EncryptStep` to the batches of one table."""
 
-    def __init__(self, step: EncryptStep, keyring: Keyring, table: str) -> None:
+    def __init__(
+        self, step: EncryptStep, keyring: Keyring, table: str, *, subject_keys: SubjectKeys | None = None
+    ) -> None:
         self.step = step
         self.keyring = keyring
+        self.subject_keys = subject_keys
+        self.per_subject: dict[str, str] = {
+            name: spec.per_subject for name, spec in step.columns.items() if spec.per_subject
+        }
+
         bound_table = step.associated_table or table
         self.contexts: dict[str, str] = {
             name: spec.context or field_context(bound_table, name) for name, spec in step.columns.items()
@@ -282,12 +377,27 @@ class Encryptor:
         self.rows = 0
 
     def encrypt(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        _check_columns(batch, self.step.columns)
+        _check_columns(batch, [*self.step.columns, *self.per_subject.values()])
         self.rows += batch.num_rows
         new = {}
         for name, spec in self.step.columns.items():
             values = batch.column(name)
-            new[name] = encrypt_array(values, self.keyring, self.contexts[name], spec.mode)
+            scope = self.per_subject.get(name)
+            if scope is not None:
+                if self.subject_keys is None:
+                    # Checked here, not in __init__: contexts alone (quarantine protection) need no keys.
+                    raise KeyringError(
+                        f"column {name!r} is encrypted per subject {scope!r}, which needs the subject key "
+                        "table: build the Encryptor with subject_keys (see pipeline.subject_keys)"
+                    )
+                # Subjects are read from the batch as it came in, before any column of it was encrypted.
+                subjects = batch.column(scope)
+                context = self.contexts[name]
+                new[name] = encrypt_per_subject(
+                    values, subjects, self.keyring, self.subject_keys, scope, context
+                )
+            else:
+                new[name] = encrypt_array(values, self.keyring, self.contexts[name], spec.mode)
             self.values_encrypted += len(values) - values.null_count
         return _replace_columns(batch, new)
 
@@ -310,4 +420,11 @@ class Encryptor:
             "columns_encrypted": {name: spec.mode for name, spec in self.step.columns.items()},
             "key_ids": [self.keyring.primary_id],
             "values_encrypted": self.values_encrypted,
+            **self._subject_metadata(),
         }
+
+    def _subject_metadata(self) -> dict[str, Any]:
+        if not self.per_subject:
+            return {}
+        created = self.subject_keys.keys_created if self.subject_keys is not None else 0
+        return {"columns_per_subject": dict(self.per_subject), "subject_keys_created": created}

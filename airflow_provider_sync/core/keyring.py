@@ -34,6 +34,7 @@ _KEY_ID = re.compile(KEY_ID_PATTERN)
 KEY_SIZES = (32, 64)
 _GCM_LABEL = b"airflow-provider-sync/v1/aes-256-gcm"
 _SIV_LABEL = b"airflow-provider-sync/v1/aes-256-siv"
+_SUBJECT_ID_LABEL = b"airflow-provider-sync/v1/subject-id"
 
 
 def _derive(material: bytes, label: bytes, length: int) -> bytes:
@@ -151,6 +152,18 @@ class Keyring:
 
             cipher = self._gcm[key_id] = AESGCM(_derive(self._material(key_id), _GCM_LABEL, 32))
         return cipher
+
+    def subject_id(self, key_id: str, scope: str, value: str) -> str:
+        """A keyed identifier of a data subject (HMAC-SHA-256 under a key derived from ``key_id``, first
+        128 bits in hex): names the subject in the audit trail of an erasure without its value. Without the
+        keyring it cannot be computed or reversed. (The key table has its own id secret, which rotations
+        do not change: see ``core/subject_keys.py``.)"""
+        import hashlib
+        import hmac
+
+        secret = _derive(self._material(key_id), _SUBJECT_ID_LABEL, 32)
+        message = f"{scope}\x00{value}".encode()
+        return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
     def siv(self, key_id: str) -> AESSIV:
         """The AES-SIV (512-bit key, AES-256 strength) cipher for ``key_id``."""

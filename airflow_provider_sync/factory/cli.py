@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_sync.factory.cli_init import add_init_commands
 
     add_init_commands(commands)
+    from airflow_provider_sync.factory.cli_forget import add_forget_command
+
+    add_forget_command(commands)
     from airflow_provider_sync.factory.cli_cdc import add_cdc_commands
 
     add_cdc_commands(commands)

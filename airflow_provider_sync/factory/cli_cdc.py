@@ -40,7 +40,6 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_drop(args: argparse.Namespace) -> int:
-    from airflow_provider_sync.cdc.apply import forget_position
     from airflow_provider_sync.cdc.runner import change_capture_for
     from airflow_provider_sync.dialects.types import TableRef
     from airflow_provider_sync.factory.cli_status import _connection_info, find_pipeline, pipelines_folder
@@ -54,13 +53,26 @@ def cmd_drop(args: argparse.Namespace) -> int:
             f"{table.name}: {capture.drop(source, pipeline.dag_id, TableRef.parse(str(table.source.table)))}"
         )
         spec = load_spec_for(table, pipeline.dag_id, _connection_info(table.target.conn_id))
-        forgotten = forget_position(spec, table.name)
+        forgotten = _forget(spec, pipeline.dag_id, table.name)
         print(
             f"{table.name}: "
             + ("deleted the applied position in the target" if forgotten else "the target held no position")
             + "; the next run takes a new snapshot"
         )
     return 0
+
+
+def _forget(spec: Any, dag_id: str, table: str) -> bool:
+    """Delete the applied position: the target's row, or the Variable of a target without tables."""
+    from airflow_provider_sync.cdc.apply import forget_position
+    from airflow_provider_sync.cdc.runner import position_variable_key
+    from airflow_provider_sync.targets import target_for
+
+    if target_for(spec.connection.conn_type).capabilities.tables:
+        return forget_position(spec, table)
+    from airflow.models import Variable
+
+    return bool(Variable.delete(position_variable_key(dag_id, table)))
 
 
 def add_cdc_commands(commands: Any) -> None:

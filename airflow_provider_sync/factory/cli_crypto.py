@@ -100,8 +100,13 @@ def _decrypt_table(args: argparse.Namespace, keyring: Keyring) -> int:
         conn.rollback()
     finally:
         conn.close()
+    from airflow_provider_sync.core.subject_keys import SubjectKeys
+    from airflow_provider_sync.pipeline.subject_keys import SubjectKeyTable, subject_key_table_for
+
     envelopes = rows.column(args.column).combine_chunks()
-    clear = decrypt_array(envelopes, keyring, _context(args, args.column)).to_pylist()
+    subject_keys = SubjectKeys(keyring, SubjectKeyTable(info, subject_key_table_for(args.table)))
+    context = _context(args, args.column)
+    clear = decrypt_array(envelopes, keyring, context, subject_keys=subject_keys).to_pylist()
     key_ids = [None if e is None else str(e).split(":")[3] for e in envelopes.to_pylist()]
     print("\t".join([*keys, "key_id", args.column]))
     key_values = [rows.column(k).to_pylist() for k in keys]

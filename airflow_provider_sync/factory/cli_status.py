@@ -139,7 +139,6 @@ def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datet
 def _change_log(dag_id: str, table: TableSpec, status: TableStatus) -> None:
     """A ``cdc`` table's position (held by the target, written with the rows) and what the source keeps
     for it (a replication slot's retained WAL)."""
-    from airflow_provider_sync.cdc.apply import read_position
     from airflow_provider_sync.cdc.runner import change_capture_for
     from airflow_provider_sync.dialects.types import TableRef
     from airflow_provider_sync.notifications.message import scrub_error_message
@@ -147,7 +146,7 @@ def _change_log(dag_id: str, table: TableSpec, status: TableStatus) -> None:
 
     try:
         spec = load_spec_for(table, dag_id, _connection_info(table.target.conn_id))
-        position = read_position(spec, table.name)
+        position = _applied_position(spec, dag_id, table.name)
         status.watermark = f"position {position}" if position else None
         source = _connection_info(table.source.conn_id)
         state = change_capture_for(source.conn_type).state(
@@ -158,6 +157,19 @@ def _change_log(dag_id: str, table: TableSpec, status: TableStatus) -> None:
         return
     status.note = state.description
     status.warning = state.warning
+
+
+def _applied_position(spec: Any, dag_id: str, table: str) -> str | None:
+    from airflow_provider_sync.cdc.apply import read_position
+    from airflow_provider_sync.cdc.runner import position_variable_key
+    from airflow_provider_sync.targets import target_for
+
+    if target_for(spec.connection.conn_type).capabilities.tables:
+        return read_position(spec, table)
+    from airflow.models import Variable
+
+    stored = Variable.get(position_variable_key(dag_id, table), default_var=None)
+    return None if stored is None else str(stored)
 
 
 def _connection_info(conn_id: str) -> ConnectionInfo:

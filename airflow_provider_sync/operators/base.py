@@ -94,7 +94,8 @@ class SyncTableOperator(BaseOperator):
     def staging_root(self) -> Any:
         from airflow_provider_sync.staging.files import staging_root
 
-        return staging_root(self.table.staging.base or default_staging_base())
+        staging = self.table.staging
+        return staging_root(staging.base or default_staging_base(), staging.conn_id)
 
     def step_directory(self, context: Context, step: str) -> Any:
         from airflow_provider_sync.staging.files import step_dir

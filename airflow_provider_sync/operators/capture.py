@@ -21,7 +21,6 @@ class ChangeCaptureOperator(SyncTableOperator):
     audit_step = "extract"
 
     def capture_run(self, context: Context) -> CaptureRun:
-        from airflow_provider_sync.cdc.apply import read_position
         from airflow_provider_sync.cdc.runner import CaptureRun
         from airflow_provider_sync.dialects.types import TableRef
         from airflow_provider_sync.pipeline.specs import load_spec_for
@@ -36,8 +35,22 @@ class ChangeCaptureOperator(SyncTableOperator):
             run_id=context["run_id"],
             keys=tuple(table.incremental.key),
             batch_size=table.incremental.batch_size,
-            applied=read_position(target, table.name),
+            applied=self.applied_position(target),
         )
+
+    def applied_position(self, target: Any) -> str | None:
+        """The position the target holds (its positions table), or for a target without tables the
+        Variable the commit task writes once every message was confirmed."""
+        from airflow.sdk import Variable
+
+        from airflow_provider_sync.cdc.apply import read_position
+        from airflow_provider_sync.cdc.runner import position_variable_key
+        from airflow_provider_sync.targets import target_for
+
+        if target_for(target.connection.conn_type).capabilities.tables:
+            return read_position(target, self.table.name)
+        stored = Variable.get(position_variable_key(self.pipeline_dag_id, self.table.name), default=None)
+        return None if stored is None else str(stored)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         from airflow.providers.openlineage.extractors import OperatorLineage

@@ -46,6 +46,14 @@ class LoadOperator(SyncTableOperator):
         connection = self.connection_info(self.table.target.conn_id)
         return load_spec_for(self.table, self.pipeline_dag_id, connection, shared=self.target_shared())
 
+    def applies_changes(self, spec: LoadSpec) -> bool:
+        """A change-log table into a target with tables goes through the change apply; a broker target
+        publishes the change events themselves."""
+        from airflow_provider_sync.targets import target_for
+
+        has_tables = target_for(spec.connection.conn_type).capabilities.tables
+        return self.table.incremental.strategy == "cdc" and has_tables
+
     def change_sink(self) -> Callable[..., Any]:
         """Applies a change manifest (deletes by key, upserts, the applied position) in one transaction;
         ``deletes.keep_flagged`` flags deleted rows in ``deletes.soft_delete_column`` instead."""
@@ -87,11 +95,7 @@ class LoadOperator(SyncTableOperator):
 
         manifest = self.input_manifest(context)
         spec = self.load_spec()
-        sink = (
-            self.change_sink()
-            if self.table.incremental.strategy == "cdc"
-            else sink_for(spec.connection.conn_type)
-        )
+        sink = self.change_sink() if self.applies_changes(spec) else sink_for(spec.connection.conn_type)
         on_load_error = self.table.target.on_load_error
         started = time.monotonic()
         result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)

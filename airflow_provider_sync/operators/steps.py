@@ -346,8 +346,14 @@ class EncryptOperator(TransformStepOperator):
 
         manifest = self.input_manifest(context)
         step = self.step_model
+        from airflow_provider_sync.pipeline.subject_keys import subject_keys_for
+
         keyring = keyring_from_connection(step.keyring_conn_id)
-        encryptor = Encryptor(step, keyring, self.table.target.table)
+        target = self.table.target
+        subject_keys = subject_keys_for(
+            step, keyring, lambda: self.connection_info(target.conn_id), target.table
+        )
+        encryptor = Encryptor(step, keyring, target.table, subject_keys=subject_keys)
         schema = encryptor.output_schema(manifest.arrow_schema)
         files, rows = self.stage(context, manifest, schema, encryptor.encrypt)
         details = encryptor.metadata()

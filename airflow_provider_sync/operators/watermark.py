@@ -63,12 +63,27 @@ class CommitWatermarkOperator(SyncTableOperator):
         run = self._capture_run(context, source, TableRef.parse(str(self.table.source.table)))
         capture.after_apply(run, manifest)
         position = manifest.high_water_mark
+        self.store_position_without_tables(manifest)
         self.log.info(
             "Change log of %s applied up to %s; the source may release what lies before", run.table, position
         )
         self.remove_staged_files(context)
         result = {"position": position, "rows": manifest.rows}
         return StepOutcome(result, {"watermark_after": position})
+
+    def store_position_without_tables(self, manifest: Manifest) -> None:
+        """A Kafka target holds no positions table: the Variable records how far it got."""
+        from airflow.sdk import Variable
+
+        from airflow_provider_sync.cdc.apply import manifest_position
+        from airflow_provider_sync.cdc.runner import position_variable_key
+        from airflow_provider_sync.targets import target_for
+
+        target = self.connection_info(self.table.target.conn_id)
+        position = manifest_position(manifest)
+        if target_for(target.conn_type).capabilities.tables or position is None:
+            return
+        Variable.set(position_variable_key(self.pipeline_dag_id, self.table.name), position)
 
     def _capture_run(self, context: Context, source: Any, table: Any) -> Any:
         from airflow_provider_sync.cdc.runner import CaptureRun

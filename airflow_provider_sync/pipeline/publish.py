@@ -71,6 +71,7 @@ def kafka_target_spec(spec: LoadSpec, manifest: Manifest) -> Any:
         key_format=publish.key_format,
         key_separator=publish.key_separator,
         headers=dict(publish.headers),
+        soft_delete_column=spec.soft_delete_column,
     )
 
 

@@ -201,4 +201,24 @@ def rotate_table_keys(
     finally:
         conn.close()
     result.from_key_ids = sorted(moved_from)
+    _rewrap_subject_keys(info, table, keyring, logger)
     return result
+
+
+def _rewrap_subject_keys(info: ConnectionInfo, table: TableRef, keyring: Keyring, logger: Any) -> None:
+    """Per-subject keys are wrapped by the keyring too: move them to its primary key as well, or dropping
+    the old keyring key would make every per-subject value unreadable."""
+    from airflow_provider_sync.dialects import get_dialect
+    from airflow_provider_sync.pipeline.subject_keys import rewrap_subject_keys, subject_key_table_for
+
+    keys_table = subject_key_table_for(str(table))
+    dialect = get_dialect(info.conn_type)
+    conn = dialect.connect(info)
+    try:
+        exists = dialect.table_exists(conn, keys_table)
+        conn.rollback()
+    finally:
+        conn.close()
+    if exists:
+        counts = rewrap_subject_keys(info, keys_table, keyring)
+        logger.info("rotate %s: subject keys in %s re-wrapped: %s", table, keys_table, counts)

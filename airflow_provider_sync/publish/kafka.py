@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from airflow_provider_sync.cdc.changes import ALL_METADATA_COLUMNS, OP_COLUMN, POSITION_COLUMN
 from airflow_provider_sync.core.topics import TOPIC_NAME
 from airflow_provider_sync.errors import MissingDriverError, TerminalError, TransientError
 
@@ -69,6 +70,8 @@ class KafkaTargetSpec:
     key_separator: str = "|"
     headers: Mapping[str, str] = field(default_factory=dict)
     flush_timeout_seconds: float = 120.0
+    soft_delete_column: str | None = None
+    tombstones: bool = True
 
     def __post_init__(self) -> None:
         if not TOPIC_NAME.match(self.topic) or self.topic in {".", ".."}:
@@ -220,8 +223,14 @@ class KafkaPublisher:
         return PublishResult(topic=spec.topic, messages=produced, batches=batch_count, seconds=seconds)
 
 
-def encode_batch(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple[bytes, bytes]]:
-    """(key, value) message bytes for every row of ``batch``, in row order."""
+def encode_batch(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple[bytes, bytes | None]]:
+    """(key, value) message bytes for every row of ``batch``, in row order. A change batch (from a
+    change-log capture, with ``_sync_op``) or a row the source flags as deleted (``soft_delete_column``)
+    becomes a ``"delete"`` event with only the key in ``before``, followed by a tombstone (the key with a
+    null value) so a compacted topic forgets the row."""
+    if OP_COLUMN in batch.schema.names or spec.soft_delete_column is not None:
+        yield from _encode_changes(batch, spec)
+        return
     names = batch.schema.names
     missing = [name for name in (*spec.key_columns, spec.cursor_column) if name and name not in names]
     if missing:
@@ -240,6 +249,48 @@ def encode_batch(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple
         cursor = encode(row[cursor_position]) if cursor_position is not None else "null"
         value = f'{head}{cursor},"after":{encode(dict(zip(names, row, strict=True)))}}}'
         yield _encode_key(row, key_positions, spec), value.encode()
+
+
+def _change_ops(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> list[str]:
+    if OP_COLUMN in batch.schema.names:
+        return [str(op) for op in batch.column(OP_COLUMN).to_pylist()]
+    from airflow_provider_sync.core.deletes import flagged_mask
+
+    flagged = flagged_mask(batch, str(spec.soft_delete_column)).to_pylist()
+    return ["delete" if deleted else spec.op for deleted in flagged]
+
+
+def _encode_changes(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple[bytes, bytes | None]]:
+    ops = _change_ops(batch, spec)
+    data = [name for name in batch.schema.names if name not in ALL_METADATA_COLUMNS]
+    table = batch.select(data)
+    names = table.schema.names
+    missing = [name for name in spec.key_columns if name not in names]
+    if missing:
+        raise TerminalError(
+            f"the Kafka target for {spec.source_table!r} names key columns that are not in the rows: "
+            f"{', '.join(missing)}; available columns: {', '.join(names)}"
+        )
+    columns = [json_safe_values(table.column(i)) for i in range(table.num_columns)]
+    positions = (
+        batch.column(POSITION_COLUMN).to_pylist()
+        if POSITION_COLUMN in batch.schema.names
+        else [None] * len(ops)
+    )
+    key_positions = [names.index(name) for name in spec.key_columns]
+    envelope = {"source": spec.source_table, "dag_id": spec.dag_id, "run_id": spec.run_id}
+    now = _utc_now_iso()
+    for op, position, row in zip(ops, positions, zip(*columns, strict=True), strict=True):
+        key = _encode_key(row, key_positions, spec)
+        if op == "delete":
+            before = {name: row[i] for name, i in zip(spec.key_columns, key_positions, strict=True)}
+            event = {"op": "delete", **envelope, "event_time": now, "position": position, "before": before}
+            yield key, _encode(event).encode()
+            if spec.tombstones:
+                yield key, None
+            continue
+        event = {"op": op, **envelope, "event_time": now, "position": position}
+        yield key, _encode({**event, "after": dict(zip(names, row, strict=True))}).encode()
 
 
 def _encode_key(row: Sequence[Any], positions: list[int], spec: KafkaTargetSpec) -> bytes:

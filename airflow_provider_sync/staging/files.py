@@ -3,6 +3,10 @@
 Layout: ``<base>/<dag_id>/<run_id>/<table>/<step>/part-00000.arrow``. Paths are ``ObjectStoragePath``
 (any fsspec URL: file://, s3://, gs://...) or, for plain local paths, ``pathlib.Path``; both offer the
 ``/``, ``mkdir``, ``open``, ``iterdir``, ``exists``, ``unlink`` and ``rmdir`` interface used here.
+
+On a remote store the Airflow connection travels inside every URL: ``str()`` of an ``ObjectStoragePath``
+made with ``conn_id="sync_s3"`` is ``s3://sync_s3@bucket/...``, so the file URLs a manifest records name
+the connection, and any worker that has that connection reads them back (see :mod:`.object_store`).
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_sync.errors import TerminalError
 
 from .verify import HashingWriter, StagedPart
 
@@ -25,18 +32,34 @@ DEFAULT_COMPRESSION = "zstd"
 DEFAULT_ROWS_PER_FILE = 1_000_000
 
 
-def staging_root(base_url: str) -> Any:
-    """An ``airflow.sdk.ObjectStoragePath`` for any fsspec URL (``file:///tmp/x``, ``s3://bucket/p``)."""
+def staging_root(base_url: str, conn_id: str | None = None) -> Any:
+    """An ``airflow.sdk.ObjectStoragePath`` for any fsspec URL (``file:///tmp/x``, ``s3://bucket/p``),
+    reached through the Airflow connection ``conn_id`` (``staging.conn_id``; None: the URL's own
+    ``s3://conn_id@bucket`` part, else the store's default credentials)."""
     from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(base_url)
+    in_url = urlsplit(base_url).netloc.rpartition("@")[0]
+    if conn_id and in_url and in_url != conn_id:
+        # ObjectStoragePath would silently prefer the URL's connection over the configured one.
+        raise TerminalError(
+            f"staging.base {base_url!r} names connection {in_url!r} but staging.conn_id is {conn_id!r}; "
+            "keep one of them (set staging.conn_id and write the base as s3://bucket/prefix)"
+        )
+    return ObjectStoragePath(base_url, conn_id=conn_id or None)
 
 
 def as_path(url: str) -> Any:
-    """The path object for a staged file URL as written into a manifest."""
+    """The path object for a staged file URL as written into a manifest (its connection included).
+
+    A remote path starts with nothing cached about it: the file may have been written by another worker
+    or replaced since this process last looked, and the checked readers must see what is stored now."""
+    from .object_store import forget_cached
+
     if url.startswith("/"):
         return Path(url)
-    return staging_root(url)
+    path = staging_root(url)
+    forget_cached(path)
+    return path
 
 
 def safe_component(text: str) -> str:
@@ -148,22 +171,25 @@ def read_staged(files: Iterable[str]) -> Iterator[pa.RecordBatch]:
             yield from reader
 
 
-def remove_tree(path: Any) -> None:
-    """Delete a staged folder and everything under it (no error when it does not exist)."""
+def remove_tree(path: Any) -> bool:
+    """Delete a staged folder and everything under it (no error when it does not exist); returns
+    whether anything was there. On a remote store the objects under the prefix go in batched deletes."""
+    from .object_store import is_remote, remove_prefix
+
+    if is_remote(path):
+        return remove_prefix(path)
     if not path.exists():
-        return
+        return False
     if path.is_dir():
         for child in list(path.iterdir()):
             remove_tree(child)
         path.rmdir()
     else:
         path.unlink()
+    return True
 
 
 def cleanup_run(root: Any, dag_id: str, run_id: str) -> bool:
     """Remove a committed run's staged data; returns whether anything was removed. Call it only after
     the run committed: a failed run's data stays for inspection and retries."""
-    directory = run_dir(root, dag_id, run_id)
-    existed = bool(directory.exists())
-    remove_tree(directory)
-    return existed
+    return remove_tree(run_dir(root, dag_id, run_id))

@@ -61,8 +61,9 @@ KAFKA = register_target(
         name="kafka",
         summary="A Kafka topic: one JSON change event per row, keyed by the target keys.",
         conn_types=("kafka",),
+        # A delete is a delete event followed by a tombstone, so a compacted topic forgets the key.
         capabilities=TargetCapabilities(
-            tables=False, updates_in_place=False, deletes=False, transactions=False
+            tables=False, updates_in_place=False, deletes=True, transactions=False
         ),
         sink="airflow_provider_sync.pipeline.publish:publish_from_staging",
         lineage=broker_lineage,

@@ -190,3 +190,52 @@ def test_cdc_refuses_what_a_change_log_cannot_do(tmp_path: Path) -> None:
     assert "at incremental.column: strategy 'cdc' needs no cursor column" in text
     assert "at target.mode: strategy 'cdc' applies changes by key: use mode 'upsert', not 'append'" in text
     assert "at steps[0]: strategy 'cdc' passes changes through mask and encrypt steps only" in text
+
+
+KAFKA_PIPELINE = """\
+version: 1
+dag_id: {dag_id}
+source: {{conn_id: cdc_source, table: {table}}}
+target: {{conn_id: cdc_kafka, table: items, keys: [id], topic: "{topic}"}}
+incremental: {{strategy: cdc}}
+default_args: {{retries: 0}}
+"""
+
+
+def test_a_cdc_pipeline_publishes_changes_and_tombstones_to_kafka(
+    pg_uri: str, kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+) -> None:
+    import json
+
+    from airflow.models import Variable
+
+    from airflow_provider_sync.cdc.runner import position_variable_key
+    from tests.services import consume_topic
+
+    source = PostgresSource(pg_uri)
+    dag_id, topic = f"cdc_kafka_{uuid.uuid4().hex[:6]}", f"cdc.items.{uuid.uuid4().hex[:8]}"
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    monkeypatch.setenv("AIRFLOW_CONN_CDC_SOURCE", pg_uri)
+    kafka = {"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}}
+    monkeypatch.setenv("AIRFLOW_CONN_CDC_KAFKA", json.dumps(kafka))
+    monkeypatch.setenv("SYNC_DAG_CONFIGS", str(configs))
+    (configs / "cdc.yaml").write_text(KAFKA_PIPELINE.format(dag_id=dag_id, table=source.table, topic=topic))
+    try:
+        source.run("INSERT INTO items VALUES (1, 'one', 10), (2, 'two', 20)")
+        assert _run(configs, dag_id).state == "success"
+        first_position = Variable.get(position_variable_key(dag_id, "items"))
+        source.run("UPDATE items SET qty = 21 WHERE id = 2")
+        source.run("DELETE FROM items WHERE id = 1")
+        assert _run(configs, dag_id).state == "success"
+        assert Variable.get(position_variable_key(dag_id, "items")) > first_position
+        messages = consume_topic(kafka_bootstrap, topic, 5)
+        by_key: dict[int, list[str | None]] = {}  # order holds per key (one partition), not across keys
+        for message in messages:
+            value = message.value()
+            by_key.setdefault(json.loads(message.key())["id"], []).append(
+                json.loads(value)["op"] if value is not None else None
+            )
+        assert by_key == {1: ["insert", "delete", None], 2: ["insert", "update"]}
+    finally:
+        source.close(dag_id)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.dags.conftest import copy_example
+from tests.integration.redis.server import private_redis_server
 from tests.services import consume_topic
 
 pytestmark = pytest.mark.integration
@@ -45,6 +46,13 @@ def pg_schema(pg_uri: str) -> Iterator[tuple[Any, str]]:
             yield conn, schema
         finally:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def redis_port() -> Iterator[int]:
+    """A private redis-server for the fan-out's Redis table (never the shared one on 6379)."""
+    with private_redis_server() as port:
+        yield port
 
 
 def _set_connections(
@@ -245,6 +253,7 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     chdb_dsn: str,
     clickhouse: Any,
     kafka_bootstrap: str,
+    redis_port: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conn, schema = pg_schema
@@ -256,6 +265,7 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
         chdb_dsn,
         events_kafka={"conn_type": "kafka", "extra": {"bootstrap.servers": kafka_bootstrap}},
         media_hash_secret={"conn_type": "generic", "password": "a-test-secret-of-32-characters!!"},
+        app_redis={"conn_type": "redis", "host": "127.0.0.1", "port": redis_port, "extra": {"db": 0}},
     )
     pipeline = copy_example("engagement_fanout.yaml", configs_dir)
     _rewrite(
@@ -264,7 +274,9 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
         ("      table: engagement_events\n      mode: upsert", f"      table: {table}\n      mode: upsert"),
         ('topic: "media.{table}"', f'topic: "media_{suffix}.{{table}}"'),
     )
-    _delete_watermarks("engagement_fanout", "engagement_to_clickhouse", "engagement_to_kafka")
+    _delete_watermarks(
+        "engagement_fanout", "engagement_to_clickhouse", "engagement_to_kafka", "engagement_to_redis"
+    )
     _seed_events(conn, schema, range(1, 301))
 
     first = run_pipeline("engagement_fanout")
@@ -315,7 +327,20 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
     run_ids = {event["run_id"] for event in events.values()}
     assert run_ids == {first.run_id, second.run_id}
 
-    for name in ("engagement_to_clickhouse", "engagement_to_kafka"):
+    import redis
+
+    cache = redis.Redis(port=redis_port, decode_responses=True)
+    plays: dict[str, int] = {}
+    for row in source.values():
+        plays[str(row[2])] = plays.get(str(row[2]), 0) + 1
+    assert {k: int(cache.get(f"plays:{k}")) for k in plays} == plays, "each event counted once"
+    assert dict(cache.zrange("top:content", 0, -1, withscores=True)) == {
+        k: float(v) for k, v in plays.items()
+    }
+    latest = max(source)
+    assert cache.hget(f"content:{source[latest][2]}", "event_id") == str(latest)
+
+    for name in ("engagement_to_clickhouse", "engagement_to_kafka", "engagement_to_redis"):
         watermark = _watermark("engagement_fanout", name)
         assert watermark is not None and watermark["key"] == [340], (name, watermark)
     audit = clickhouse.query(
@@ -323,4 +348,8 @@ def test_fanout_loads_clickhouse_and_publishes_every_event_to_kafka(
         "ORDER BY table_name",
         parameters={"r": second.run_id},
     ).result_rows
-    assert audit == [("engagement_to_clickhouse", 40), ("engagement_to_kafka", 40)]
+    assert audit == [
+        ("engagement_to_clickhouse", 40),
+        ("engagement_to_kafka", 40),
+        ("engagement_to_redis", 40),
+    ]

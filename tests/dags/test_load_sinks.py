@@ -190,7 +190,7 @@ def test_every_example_resolves_its_target_settings() -> None:
     assert daily.target.clickhouse.partition_by == "toYYYYMM(created_at)"
     assert daily.incremental.mode == "interval"
     fanout = load_pipeline(REPO / "dag_configs" / "engagement_fanout.yaml").tables
-    assert [t.source.table for t in fanout] == ["public.engagement_events"] * 2
+    assert [t.source.table for t in fanout] == ["public.engagement_events"] * 3
     assert fanout[1].target.kafka is not None and fanout[1].target.topic == "media.{table}"
     for name in ("oracle_to_postgres_migration.yaml", "mssql_to_mysql.yaml"):
         assert load_pipeline(REPO / "dag_configs" / name).tables

@@ -8,9 +8,15 @@ Example::
           ssn: randomized                    # AES-256-GCM, random nonce (default)
           email: deterministic               # AES-SIV: equal inputs give equal ciphertexts (joinable)
           customer_email: {mode: deterministic, context: crm.email}
+          address: {per_subject: customer_id}  # crypto-shredding: one key per customer (GDPR art. 17)
 
 Values become text envelopes ``enc:v1:<gcm|siv>:<key id>:<base64url>``. Each ciphertext is bound to its
 table and column (or to ``context``), so a value copied to another column does not decrypt.
+
+``per_subject: <column>`` encrypts each row's value under a key of its own for the row's data subject (the
+value of that column), kept wrapped by the keyring in the ``sync_subject_keys`` table of the target
+database. ``airflow-sync forget`` deletes the subject's key, which makes every copy of those values
+unreadable. Envelopes become ``enc:v1:subj:<key id>:<subject id>:<base64url>``.
 """
 
 from __future__ import annotations
@@ -41,6 +47,23 @@ class ColumnEncryption(BaseModel):
         description="Associated-data label bound into each ciphertext; defaults to '<table>.<column>'. Give "
         "two columns the same context (and deterministic mode) to make their ciphertexts comparable.",
     )
+    per_subject: Identifier | None = Field(
+        None,
+        description="Column naming the row's data subject (e.g. customer_id): the value is encrypted under "
+        "that subject's own key (kept wrapped by the keyring in the sync_subject_keys table of the target "
+        "database), so erasing the subject (airflow-sync forget) deletes the key and every copy of the "
+        "value becomes unreadable. Randomized mode only; rows whose subject is NULL use the keyring.",
+    )
+
+    @model_validator(mode="after")
+    def _per_subject_randomized(self) -> ColumnEncryption:
+        if self.per_subject is not None and self.mode != "randomized":
+            raise ValueError(
+                f"per_subject ({self.per_subject!r}) works with mode randomized only: a deterministic "
+                "ciphertext under a per-subject key is no longer comparable across subjects; drop mode or "
+                "per_subject"
+            )
+        return self
 
 
 class EncryptStep(BaseModel):
@@ -60,6 +83,23 @@ class EncryptStep(BaseModel):
         description="Table name bound into ciphertexts; defaults to the target table. Decryption must use "
         "the same name.",
     )
+
+    @model_validator(mode="after")
+    def _subject_columns_in_clear(self) -> EncryptStep:
+        # Erasure finds a subject's rows by the subject column's value: it must stay readable.
+        for name, spec in self.columns.items():
+            if spec.per_subject is not None and spec.per_subject in self.columns:
+                raise ValueError(
+                    f"column {name!r} is encrypted per subject {spec.per_subject!r}, but "
+                    f"{spec.per_subject!r} is itself encrypted by this step; the subject column must "
+                    "stay in clear so its rows can be found and erased"
+                )
+        return self
+
+    @property
+    def per_subject_columns(self) -> dict[str, str]:
+        """Encrypted column -> its subject column, for the columns encrypted per subject."""
+        return {name: spec.per_subject for name, spec in self.columns.items() if spec.per_subject}
 
     @model_validator(mode="before")
     @classmethod
