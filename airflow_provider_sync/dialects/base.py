@@ -80,6 +80,9 @@ class Capabilities:
     native_json: bool = False
     file_based: bool = False
     """The database is a file (its lineage namespace is the file, not a server address)."""
+    soft_delete: str = "delete_by_key"
+    """How rows the source flags as deleted leave the target: ``delete_by_key`` (DELETE in the load's
+    transaction) or ``marker_column`` (loaded with a 0/1 marker the table engine deletes by)."""
     change_capture: str | None = None
     """``module:Class`` reading the database's change log for ``strategy: cdc`` (None: not supported)."""
     target_lock: str = "none"

@@ -47,6 +47,7 @@ _PRECISION_UNITS = ((0, "s"), (3, "ms"), (6, "us"), (9, "ns"))
 class ClickHouseDialect(Dialect):
     capabilities = Capabilities(
         name="clickhouse",
+        soft_delete="marker_column",
         driver_module="clickhouse_connect",
         pip_extra="clickhouse",
         param_style="pyformat",
@@ -260,8 +261,14 @@ class ClickHouseDialect(Dialect):
             for field in schema
         ]
         engine = options.engine or ("ReplacingMergeTree" if primary_key else "MergeTree")
+        if options.is_deleted_column and (engine != "ReplacingMergeTree" or not options.version_column):
+            raise TerminalError(
+                f"ClickHouse table {table}: deleting rows needs ReplacingMergeTree with a version column; "
+                "set target.clickhouse.version_column (e.g. the cursor column)"
+            )
         if engine == "ReplacingMergeTree" and options.version_column:
-            engine = f"ReplacingMergeTree({self.quote(options.version_column)})"
+            marker = f", {self.quote(options.is_deleted_column)}" if options.is_deleted_column else ""
+            engine = f"ReplacingMergeTree({self.quote(options.version_column)}{marker})"
         elif engine not in ("ReplacingMergeTree", "MergeTree"):
             raise TerminalError(
                 f"ClickHouse engine {engine!r} is not supported; use ReplacingMergeTree or MergeTree"

@@ -29,6 +29,9 @@ class ClickHouseTableOptions:
     version_column: str | None = None
     partition_by: str | None = None
     low_cardinality: tuple[str, ...] = ()
+    is_deleted_column: str | None = None
+    """A ``UInt8`` column of ``ReplacingMergeTree(version, is_deleted)``: a row with 1 deletes its key at
+    merge time (and from ``FINAL`` reads at once)."""
 
 
 _PARTITION_TOKEN = re.compile(r"\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<number>\d+)|(?P<mark>[(),]))\s*")

@@ -25,7 +25,7 @@ from .extract import driver_errors, open_connection
 from .ownership import claim_target
 from .progress import ProgressReporter
 from .quarantine import LoadRejects, QuarantineWriter
-from .soft_delete import FlaggedDeletes
+from .soft_delete import FlaggedDeletes, deletion_marker, marked_rows
 from .specs import LoadSpec
 
 if TYPE_CHECKING:
@@ -209,6 +209,9 @@ def load_from_staging(
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     schema = manifest.arrow_schema
+    marker = deletion_marker(dialect, spec)
+    if marker is not None:
+        schema = _with_marker(schema, marker)
     started = time.monotonic()
     with driver_errors(dialect):
         conn = open_connection(dialect, spec)
@@ -234,6 +237,17 @@ def load_from_staging(
     result = replace(result, seconds=round(time.monotonic() - started, 3))
     logger.info("load %s: %s", spec.target, result.summary())
     return result
+
+
+def _with_marker(schema: pa.Schema, marker: str) -> pa.Schema:
+    import pyarrow as pa
+
+    if marker in schema.names:
+        raise TerminalError(
+            f"the deletion marker column {marker!r} is already a staged column; name another one with "
+            "target.clickhouse.is_deleted_column"
+        )
+    return schema.append(pa.field(marker, pa.uint8(), nullable=False))
 
 
 def _batches(manifest: Manifest, logger: logging.Logger, label: str) -> Iterator[pa.RecordBatch]:
@@ -262,7 +276,10 @@ def _append_or_upsert(
     if spec.mode == "upsert":
         rows = _batches(manifest, logger, label)
         flagged = None
-        if spec.soft_delete_column is not None:
+        marker = deletion_marker(dialect, spec)
+        if marker is not None:
+            rows = marked_rows(rows, str(spec.soft_delete_column), marker)
+        elif spec.soft_delete_column is not None:
             flagged = FlaggedDeletes(dialect, conn, spec.target, spec.keys, spec.soft_delete_column)
             rows = flagged.rows_to_load(rows)
         staging = dialect.create_staging_table(conn, spec.target, schema.names)

@@ -19,6 +19,27 @@ if TYPE_CHECKING:
 KEYS_SUFFIX = "__sync_deleted_keys"
 
 
+def deletion_marker(dialect: Dialect, spec: Any) -> str | None:
+    """The marker column a table engine deletes by (ClickHouse's ``is_deleted``), when this load has
+    flagged rows and the dialect deletes that way; None otherwise."""
+    if spec.soft_delete_column is None or dialect.capabilities.soft_delete != "marker_column":
+        return None
+    marker = getattr(spec.table_options, "is_deleted_column", None)
+    return str(marker) if marker else None
+
+
+def marked_rows(batches: Iterator[pa.RecordBatch], flag: str, marker: str) -> Iterator[pa.RecordBatch]:
+    """Every row, with ``marker`` = 1 where the source flags it deleted (0 elsewhere)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from airflow_provider_sync.core.deletes import flagged_mask
+
+    for batch in batches:
+        column = pc.cast(flagged_mask(batch, flag), pa.uint8())
+        yield batch.append_column(pa.field(marker, pa.uint8(), nullable=False), column)
+
+
 class FlaggedDeletes:
     """Separates flagged rows from a stream of batches and deletes their keys from the target."""
 

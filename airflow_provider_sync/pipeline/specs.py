@@ -115,7 +115,13 @@ def load_spec_for(
     soft_delete = (
         None if deletes.keep_flagged or table.incremental.strategy == "cdc" else deletes.soft_delete_column
     )
-    if soft_delete is not None and not kind.capabilities.deletes:
+    caps = kind.capabilities
+    if table.incremental.strategy == "cdc" and caps.tables and not caps.transactions:
+        raise TerminalError(
+            f"table {table.name}: strategy cdc applies each change set and its position in one transaction, "
+            f"which {kind.name} targets do not have; load into a transactional database or publish to Kafka"
+        )
+    if soft_delete is not None and not caps.deletes:
         raise TerminalError(
             f"table {table.name}: deletes.soft_delete_column needs a target that deletes rows by key, and "
             f"{kind.name} targets cannot; set deletes.keep_flagged: true to load the flag"

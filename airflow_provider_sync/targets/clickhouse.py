@@ -42,13 +42,22 @@ class ClickHouseTargetOptions(StrictModel):
     low_cardinality: list[Identifier] | None = Field(
         None, description="String columns stored as LowCardinality(String) (few distinct values)."
     )
+    is_deleted_column: Identifier | None = Field(
+        None,
+        description="With deletes.soft_delete_column: the UInt8 column of ReplacingMergeTree(version, "
+        "is_deleted) that marks deleted rows (1), so merges and FINAL reads drop them. Default: is_deleted.",
+    )
 
 
 def clickhouse_load_options(table: Any) -> Mapping[str, Any]:
-    """``table_options`` of the load: the layout of a table the sync creates."""
+    """``table_options`` of the load: the layout of a table the sync creates, with the deletion marker
+    column when the source flags deleted rows."""
     options: ClickHouseTargetOptions | None = getattr(table.target, "clickhouse", None)
-    if options is None:
+    deletes = table.deletes
+    marks_deletes = deletes.soft_delete_column is not None and not deletes.keep_flagged
+    if options is None and not marks_deletes:
         return {}
+    options = options or ClickHouseTargetOptions()
     from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
 
     layout = ClickHouseTableOptions(
@@ -56,6 +65,7 @@ def clickhouse_load_options(table: Any) -> Mapping[str, Any]:
         version_column=options.version_column,
         partition_by=options.partition_by,
         low_cardinality=tuple(options.low_cardinality or ()),
+        is_deleted_column=(options.is_deleted_column or "is_deleted") if marks_deletes else None,
     )
     return {"table_options": layout}
 
@@ -66,7 +76,8 @@ CLICKHOUSE = register_target(
         summary="A ClickHouse table: append, replace, or upsert through ReplacingMergeTree.",
         conn_types=("clickhouse",),
         # Rows change only by inserting a newer version; a load is not one transaction.
-        capabilities=TargetCapabilities(updates_in_place=False, deletes=False, transactions=False),
+        # Deletes are rows marked is_deleted = 1 that ReplacingMergeTree drops (see the dialect).
+        capabilities=TargetCapabilities(updates_in_place=False, deletes=True, transactions=False),
         sink="airflow_provider_sync.pipeline.load:load_from_staging",
         lineage=server_lineage,
         options_key="clickhouse",

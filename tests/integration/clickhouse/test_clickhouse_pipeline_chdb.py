@@ -137,3 +137,46 @@ def test_clickhouse_source_to_sqlite(sqlite: Side, clickhouse: Side, tmp_path: P
     assert second.rows == 111
     _load(sqlite, "events", second, "upsert")
     assert sqlite.read("events") == clickhouse.read("events", final=True)
+
+
+def test_rows_the_source_flags_leave_a_clickhouse_target(
+    sqlite: Side, clickhouse: Side, tmp_path: Path
+) -> None:
+    """ClickHouse deletes by ReplacingMergeTree(version, is_deleted): flagged rows load with the marker 1
+    and a FINAL read (or the next merge) drops their key."""
+    from airflow_provider_sync.dialects.clickhouse_layout import ClickHouseTableOptions
+
+    flagged_schema = SCHEMA.append(pa.field("is_gone", pa.bool_()))
+
+    def rows(ids: range, gone: set[int], shift: timedelta) -> pa.RecordBatch:
+        base = _rows(ids, "row", shift)
+        flags = pa.array([i in gone for i in ids], pa.bool_())
+        return pa.record_batch([*base.columns, flags], schema=flagged_schema)
+
+    table = TableRef("items", None)
+    sqlite.dialect.begin_write(sqlite.conn)
+    sqlite.dialect.execute(
+        sqlite.conn, sqlite.dialect.create_table_sql(table, flagged_schema, ["id"])
+    ).close()
+    sqlite.dialect.bulk_insert(sqlite.conn, table, [rows(range(1, 11), set(), timedelta())])
+    sqlite.conn.commit()
+    options = ClickHouseTableOptions(version_column="updated_at", is_deleted_column="is_deleted")
+    spec = LoadSpec(
+        clickhouse.info,
+        table="items",
+        schema=clickhouse.schema,
+        keys=("id",),
+        pipeline="ch-e2e",
+        table_options=options,
+        soft_delete_column="is_gone",
+    )
+    first = _extract(sqlite, "items", tmp_path, "run1")
+    assert load_from_staging(spec, first).inserted == 10
+    sqlite.write("items", rows(range(3, 5), {3, 4}, timedelta(hours=1)), replace_keys=True)
+    second = _extract(sqlite, "items", tmp_path, "run2", manifest_watermark(first, None))
+    load_from_staging(spec, second)
+    kept = clickhouse.read("items", final=True)
+    assert [row["id"] for row in kept] == [1, 2, 5, 6, 7, 8, 9, 10]
+    assert {row["is_deleted"] for row in kept} == {0}
+    create = clickhouse.conn.client.command(f"SHOW CREATE TABLE {clickhouse.schema}.items")
+    assert "ReplacingMergeTree(updated_at, is_deleted)" in str(create).replace("`", "")
