@@ -87,7 +87,7 @@ class PostgresCapture:
     """Logical decoding with ``pgoutput``: a publication and a slot per pipeline table."""
 
     def capture(self, run: CaptureRun, staging_dir: Any) -> Manifest:
-        from airflow_provider_sync.cdc import postgres
+        from airflow_provider_sync.dialects import postgres_capture as postgres
 
         request = postgres.CaptureRequest(
             connection=run.source,
@@ -106,7 +106,7 @@ class PostgresCapture:
         return manifest
 
     def after_apply(self, run: CaptureRun, manifest: Manifest) -> None:
-        from airflow_provider_sync.cdc import postgres
+        from airflow_provider_sync.dialects import postgres_capture as postgres
 
         if manifest.high_water_mark is None:
             return
@@ -119,7 +119,7 @@ class PostgresCapture:
             conn.close()
 
     def state(self, source: ConnectionInfo, dag_id: str, table: TableRef) -> CaptureState:
-        from airflow_provider_sync.cdc import postgres
+        from airflow_provider_sync.dialects import postgres_capture as postgres
 
         names = postgres.cdc_names(dag_id, table)
         conn = postgres.connect(source)
@@ -142,7 +142,7 @@ class PostgresCapture:
         return CaptureState(description, warning)
 
     def drop(self, source: ConnectionInfo, dag_id: str, table: TableRef) -> str:
-        from airflow_provider_sync.cdc import postgres
+        from airflow_provider_sync.dialects import postgres_capture as postgres
 
         names = postgres.cdc_names(dag_id, table)
         conn = postgres.connect(source)
@@ -158,7 +158,7 @@ class BinlogCapture:
     """The MySQL/MariaDB row binlog, read from the position the target applied last."""
 
     def capture(self, run: CaptureRun, staging_dir: Any) -> Manifest:
-        from airflow_provider_sync.cdc import mysql
+        from airflow_provider_sync.dialects import mysql_capture as mysql
 
         if run.applied is None:
             return mysql.snapshot_to_staging(
@@ -199,7 +199,7 @@ class BinlogCapture:
 
 def binlog_position(text: str) -> Any:
     """The :class:`~.mysql_binlog.BinlogPosition` of a stored ``file:offset`` position."""
-    from airflow_provider_sync.cdc.mysql_binlog import BinlogPosition
+    from airflow_provider_sync.dialects.mysql_binlog import BinlogPosition
 
     file, _, offset = text.rpartition(":")
     if not file or not offset.isdigit():

@@ -67,7 +67,7 @@ class PostgresSource:
         return self.conn.execute(f'SELECT id, name, qty FROM "{self.schema}".items ORDER BY id').fetchall()
 
     def close(self, dag_id: str) -> None:
-        from airflow_provider_sync.cdc.postgres import cdc_names
+        from airflow_provider_sync.dialects.postgres_capture import cdc_names
 
         names = cdc_names(dag_id, self.table)
         self.conn.execute(

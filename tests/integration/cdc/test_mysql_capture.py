@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_sync.cdc.changes import METADATA_COLUMNS
-from airflow_provider_sync.cdc.mysql import (
+from airflow_provider_sync.dialects.connection import ConnectionInfo
+from airflow_provider_sync.dialects.mysql import MySQLDialect
+from airflow_provider_sync.dialects.mysql_capture import (
     BinlogPosition,
     binlog_setting_problems,
     capture_to_staging,
@@ -20,8 +22,6 @@ from airflow_provider_sync.cdc.mysql import (
     current_position,
     snapshot_position_and_rows,
 )
-from airflow_provider_sync.dialects.connection import ConnectionInfo
-from airflow_provider_sync.dialects.mysql import MySQLDialect
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.files import read_manifest
 from airflow_provider_sync.staging.manifest import Manifest

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_sync.cdc.mysql import capture_to_staging, snapshot_position_and_rows
 from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.dialects.mysql import MySQLDialect
+from airflow_provider_sync.dialects.mysql_capture import capture_to_staging, snapshot_position_and_rows
 from airflow_provider_sync.staging.files import read_manifest
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,8 @@ import pytest
 
 from airflow_provider_sync.cdc.apply import ApplyResult, apply_changes, read_position
 from airflow_provider_sync.cdc.changes import UNCHANGED_COLUMN, lsn_from_text, lsn_text
-from airflow_provider_sync.cdc.postgres import (
+from airflow_provider_sync.dialects.connection import ConnectionInfo
+from airflow_provider_sync.dialects.postgres_capture import (
     CaptureRequest,
     advance_slot,
     capture_to_staging,
@@ -24,7 +25,6 @@ from airflow_provider_sync.cdc.postgres import (
     retained_wal_bytes,
     slot_info,
 )
-from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.pipeline.specs import LoadSpec

@@ -12,9 +12,14 @@ import psycopg
 import pytest
 
 from airflow_provider_sync.cdc.apply import apply_changes, read_position
-from airflow_provider_sync.cdc.postgres import CaptureRequest, advance_slot, capture_to_staging, cdc_names
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.connection import ConnectionInfo
+from airflow_provider_sync.dialects.postgres_capture import (
+    CaptureRequest,
+    advance_slot,
+    capture_to_staging,
+    cdc_names,
+)
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.pipeline.specs import LoadSpec
 

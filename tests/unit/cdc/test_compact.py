@@ -6,8 +6,8 @@ import pyarrow as pa
 import pytest
 
 from airflow_provider_sync.cdc import changes as contract
-from airflow_provider_sync.cdc.postgres import cdc_names
 from airflow_provider_sync.core.changes import after_position, compact, split_by_op, unchanged_groups
+from airflow_provider_sync.dialects.postgres_capture import cdc_names
 from airflow_provider_sync.dialects.types import TableRef
 
 

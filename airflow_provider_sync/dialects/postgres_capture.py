@@ -27,14 +27,13 @@ from typing import Any
 import psycopg
 import pyarrow as pa
 
+from airflow_provider_sync.cdc import pgoutput
+from airflow_provider_sync.cdc.changes import change_schema, lsn_from_text, lsn_text
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Column, TableRef
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.files import StageWriter
 from airflow_provider_sync.staging.manifest import Manifest, StepRecord, schema_to_text
-
-from . import pgoutput
-from .changes import change_schema, lsn_from_text, lsn_text
 
 log = logging.getLogger(__name__)
 MAX_NAME = 63

@@ -47,7 +47,7 @@ from .mysql_binlog import (
     snapshot_position,
     stream_settings,
 )
-from .mysql_types import CaptureTable, changes_to_batch, read_column_details, with_change_columns
+from .mysql_capture_types import CaptureTable, changes_to_batch, read_column_details, with_change_columns
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_sync.cdc.changes import (
+    METADATA_COLUMNS,
+    OP_COLUMN,
+    POSITION_COLUMN,
+    SEQUENCE_COLUMN,
+    ChangeOp,
+)
 from airflow_provider_sync.dialects.types import Column, TableRef
 from airflow_provider_sync.errors import TerminalError
-
-from .changes import METADATA_COLUMNS, OP_COLUMN, POSITION_COLUMN, SEQUENCE_COLUMN, ChangeOp
 
 _EMPTY_SET = "empty set"  # pymysqlreplication.constants.NONE_SOURCE.EMPTY_SET
 # The binlog's column type codes (pymysqlreplication.constants.FIELD_TYPE) each declared type is logged

@@ -16,11 +16,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_provider_sync.cdc.changes import binlog_position_text
 from airflow_provider_sync.dialects.connection import ConnectionInfo
 from airflow_provider_sync.errors import TerminalError, TransientError
 
-from .changes import binlog_position_text
-from .mysql_types import CaptureTable, Change, describe_binlog_columns, row_changes
+from .mysql_capture_types import CaptureTable, Change, describe_binlog_columns, row_changes
 
 log = logging.getLogger(__name__)
 
