@@ -76,6 +76,19 @@ def _utc(value: date) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def _subset_tables(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    """The subset names tables of this file (its root and every edge's child and parent)."""
+    from airflow_provider_sync.config.subset import subset_table_problems
+
+    if value is None or "tables" not in info.data:  # tables that failed are reported on their own
+        return value
+    tables = info.data["tables"]
+    problems = subset_table_problems(value, None if tables is None else [t.name for t in tables])
+    if problems:
+        raise ValueError("; ".join(problems))
+    return value
+
+
 def _end_after_start(cls: type[BaseModel], value: date | None, info: ValidationInfo) -> date | None:
     start = info.data.get("start_date")
     if value is not None and start is not None and _utc(value) < _utc(start):
@@ -180,6 +193,7 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
     """``(PipelineFile, TableConfig)`` built against the complete step registry."""
     from airflow_provider_sync.config.alerts import AlertsConfig
     from airflow_provider_sync.config.audit import AuditConfig
+    from airflow_provider_sync.config.subset import SubsetConfig
 
     step_list = list[_step_entry_model()]  # type: ignore[misc,valid-type]
     table_model = create_model(
@@ -192,7 +206,10 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
     file_model = create_model(
         "PipelineFile",
         __base__=StrictModel,
-        __validators__={"_end_after_start": field_validator("end_date")(_end_after_start)},
+        __validators__={
+            "_end_after_start": field_validator("end_date")(_end_after_start),
+            "_subset_tables": field_validator("subset")(_subset_tables),
+        },
         __doc__="One pipeline file: one Airflow DAG.",
         version=(Literal[1], Field(description="Format version of this file; always 1.")),
         dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
@@ -232,6 +249,11 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
         tables=(
             list[table_model] | None,
             Field(None, description="Tables synced by this DAG; each inherits the file-level settings."),
+        ),
+        # After `tables`, so its validator sees the table names.
+        subset=(
+            SubsetConfig | None,
+            Field(None, description="A referentially complete sample of the tables (`airflow-sync subset`)."),
         ),
         **_table_fields(step_list),
     )

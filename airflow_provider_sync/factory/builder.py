@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
 CAPTURE_OPERATOR = "airflow_provider_sync.operators.capture.ChangeCaptureOperator"
 RECONCILE_OPERATOR = "airflow_provider_sync.operators.reconcile.ReconcileOperator"
+SUBSET_OPERATOR = "airflow_provider_sync.operators.subset.SubsetOperator"
 LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
 COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
 AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
@@ -118,6 +119,9 @@ def build_dag(pipeline: Pipeline) -> DAG:
     )
     info = pipeline_info(pipeline)
     with dag:
+        if getattr(model, "subset", None) is not None:  # one task copies the referentially complete subset
+            _import(SUBSET_OPERATOR)(task_id="subset", pipeline=pipeline.path)
+            return dag
         for table in pipeline.tables:
             build_table_group(table, info)
     return dag

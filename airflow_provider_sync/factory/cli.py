@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     from airflow_provider_sync.factory.cli_cdc import add_cdc_commands
 
     add_cdc_commands(commands)
+    from airflow_provider_sync.factory.cli_subset import add_subset_command
+
+    add_subset_command(commands)
     return parser
 
 
