@@ -225,15 +225,17 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     problems: list[tuple[PathKey, str]] = []
     source, target = merged.get("source", {}), merged.get("target", {})
     incremental = merged.get("incremental", {})
-    if not source.get("conn_id"):
+    if source.get("files"):
+        problems.extend(_file_requirements(merged))
+    elif not source.get("conn_id"):
         problems.append(
             (
                 ("source", "conn_id"),
                 "required key 'conn_id' is missing: name the Airflow connection to read from",
             )
         )
-    if not source.get("table") and not source.get("query"):
-        problems.append((("source",), "give 'table' or 'query' to say what to read"))
+    if not source.get("table") and not source.get("query") and not source.get("files"):
+        problems.append((("source",), "give 'table' or 'query' (or 'files') to say what to read"))
     if not target.get("conn_id"):
         problems.append(
             (
@@ -242,7 +244,8 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
             )
         )
     if not target.get("table") and not source.get("table"):
-        problems.append((("target", "table"), "required when the source is a query"))
+        kind = "files" if source.get("files") else "a query"
+        problems.append((("target", "table"), f"required when the source is {kind}"))
     mode = target.get("mode", "upsert")
     if mode == "upsert" and not target.get("keys"):
         problems.append(
@@ -262,7 +265,7 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
             )
         )
     if deletes.get("reconcile") is not None:
-        if source.get("query") or incremental.get("strategy") == "cdc":
+        if source.get("query") or source.get("files") or incremental.get("strategy") == "cdc":
             problems.append(
                 (
                     ("deletes", "reconcile"),
@@ -318,6 +321,45 @@ def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     return problems
 
 
+#: Stands in for ``source.conn_id`` of a file source without ``files.conn_id`` (local files, or a store's
+#: own credentials): the resolved source names a connection, and this one is never looked up.
+FILE_SOURCE_CONN_ID = "local_files"
+
+
+def _file_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """What ``source.files`` needs: a strategy that fits ``incremental_by``, no table-only features."""
+    problems: list[tuple[PathKey, str]] = []
+    files, incremental = merged["source"]["files"], merged.get("incremental", {})
+    by = files.get("incremental_by", "file") if isinstance(files, dict) else "file"
+    strategy = incremental.get("strategy", "full")
+    if strategy == "cdc":
+        problems.append(
+            (("incremental", "strategy"), "files have no change log: use strategy full or a cursor")
+        )
+    elif by == "file" and strategy != "full":
+        problems.append(
+            (
+                ("incremental", "strategy"),
+                f"files.incremental_by 'file' picks new or changed files, so strategy must be 'full' (not "
+                f"{strategy!r}); or set files.incremental_by: cursor to read rows past incremental.column",
+            )
+        )
+    elif by == "cursor" and strategy == "full":
+        problems.append(
+            (
+                ("incremental", "strategy"),
+                "files.incremental_by 'cursor' needs strategy timestamp, sequence or version with a column",
+            )
+        )
+    if incremental.get("mode") == "interval":
+        problems.append((("incremental", "mode"), "file sources read past the watermark, not data intervals"))
+    if merged.get("wait_for_rows"):
+        problems.append((("wait_for_rows",), "wait_for_rows probes a source table; remove it for files"))
+    if isinstance(files, dict) and "csv" in files and files.get("format") != "csv":
+        problems.append((("source", "files", "csv"), "csv options apply to format 'csv' only; remove them"))
+    return problems
+
+
 #: The steps a change stream can pass through: they rewrite values column by column, so the change rows'
 #: keys, operations and positions reach the target untouched.
 CDC_STEPS = ("mask", "encrypt")
@@ -370,7 +412,11 @@ def resolve_table(
     """The resolved table of merged settings (file and table levels already combined): defaults
     applied, each section validated. Raises pydantic's ValidationError for settings that do not fit."""
     # Each section is validated by its YAML model first, so an error names the section it belongs to.
-    source = SourceConfig.model_validate(merged["source"])
+    source_raw = merged["source"]
+    if source_raw.get("files") and not source_raw.get("conn_id"):
+        files_conn = source_raw["files"].get("conn_id") if isinstance(source_raw["files"], dict) else None
+        source_raw = {**source_raw, "conn_id": files_conn or FILE_SOURCE_CONN_ID}
+    source = SourceConfig.model_validate(source_raw)
     target_raw = {**TARGET_DEFAULTS, **merged["target"]}
     target_raw.setdefault("table", (source.table or "").split(".")[-1])
     target = target_model().model_validate(target_raw)

@@ -31,6 +31,57 @@ def _check_query(value: str) -> str:
     return value
 
 
+class CsvOptions(StrictModel):
+    """How CSV files are spelt."""
+
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator (one character).")
+    header: bool = Field(True, description="The first line names the columns.")
+    column_names: list[Identifier] | None = Field(
+        None, description="Column names when the files have no header line (default: f0, f1, ...)."
+    )
+    encoding: str = Field("utf8", description="Text encoding of the files, e.g. utf8 or latin1.")
+    null_values: list[str] = Field(
+        default_factory=lambda: ["", "NULL", "null"],
+        description="Field values read as NULL (also for text columns).",
+    )
+    quote_char: str | None = Field('"', max_length=1, description="Quote character; null for none.")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(f"unknown encoding {value!r}; use e.g. utf8, latin1 or cp1252") from None
+        return value
+
+
+FileFormat = Literal["parquet", "csv", "jsonl"]
+
+
+class FileSourceConfig(StrictModel):
+    """Files to read instead of a table: a path or glob on any fsspec store."""
+
+    path: str = Field(
+        ...,
+        min_length=1,
+        description="File, folder or glob to read, local or any fsspec URL, e.g. s3://bucket/events/*.parquet.",
+    )
+    format: FileFormat = Field(..., description="parquet, csv or jsonl (one JSON object per line).")
+    conn_id: ConnectionId | None = Field(
+        None, description="Airflow connection of the object store (default: the store's own credentials)."
+    )
+    incremental_by: Literal["file", "cursor"] = Field(
+        "file",
+        description="file: read files that are new or changed (size, etag or mtime) since the last run, "
+        "recorded once the load committed; cursor: read every file and keep rows past the watermark of "
+        "incremental.column.",
+    )
+    csv: CsvOptions | None = Field(None, description="CSV options (format csv only; default: comma, header).")
+
+
 class SourceConfig(StrictModel):
     """Where rows come from."""
 
@@ -41,12 +92,16 @@ class SourceConfig(StrictModel):
         description="A SELECT to read instead of a table; it is wrapped as a subquery so the incremental "
         "predicate and ordering still apply. One statement only: no `;`.",
     )
+    files: FileSourceConfig | None = Field(None, description="Files to read instead of a table or query.")
     columns: list[Identifier] | None = Field(None, description="Columns to read (default: all).")
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceConfig:
         if self.table and self.query:
             raise ValueError("give either 'table' or 'query', not both")
+        given = [name for name in ("table", "query") if getattr(self, name)]
+        if self.files and given:
+            raise ValueError(f"give either 'files' or {given[0]!r}, not both")
         return self
 
 

@@ -131,9 +131,7 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     from airflow.sdk import TaskGroup
 
     spec = table.model_dump(mode="json")
-    with TaskGroup(
-        group_id=table.name, tooltip=f"{table.source.table or 'query'} → {table.target.table}"
-    ) as group:
+    with TaskGroup(group_id=table.name, tooltip=f"{_source_label(table)} → {table.target.table}") as group:
         reader = CAPTURE_OPERATOR if table.incremental.strategy == "cdc" else EXTRACT_OPERATOR
         extract = _import(reader)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
         if table.wait_for_rows is not None:
@@ -187,6 +185,11 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
         previous >> load
         committed_after >> commit >> audit
     return group
+
+
+def _source_label(table: TableSpec) -> str:
+    source = table.source
+    return source.table or (source.files.path if source.files else "query")
 
 
 def _unique(name: str, used: set[str]) -> str:

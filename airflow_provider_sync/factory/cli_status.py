@@ -124,6 +124,10 @@ def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datet
     raw = read_outside_task(dag_id, table.name)
     if raw is None:
         return
+    files = table.source.files
+    if files is not None and files.incremental_by == "file":
+        _file_ledger(dag_id, table, raw, status)
+        return
     strategy = table.incremental.strategy
     try:
         mark = parse_stored(dag_id, table.name, raw, strategy, table.incremental.source_timezone)
@@ -134,6 +138,21 @@ def _watermark(dag_id: str, table: TableSpec, status: TableStatus, now: dt.datet
     status.committed_at = mark.committed_at.isoformat() if mark.committed_at else None
     if isinstance(mark.cursor, dt.datetime):
         status.lag_s = round((now - mark.cursor).total_seconds(), 3)
+
+
+def _file_ledger(dag_id: str, table: TableSpec, raw: str, status: TableStatus) -> None:
+    """A file source read file by file keeps the files it loaded, not a cursor."""
+    import json
+
+    from airflow_provider_sync.errors import WatermarkError
+    from airflow_provider_sync.pipeline.file_ledger import ledger_from_json
+
+    try:
+        ledger = ledger_from_json(json.loads(raw), f"Variable sync:{dag_id}:{table.name}")
+    except (WatermarkError, ValueError) as error:
+        status.watermark, status.warning = DAMAGED, str(error)
+        return
+    status.watermark = f"{len(ledger)} file(s) loaded"
 
 
 def _change_log(dag_id: str, table: TableSpec, status: TableStatus) -> None:

@@ -31,6 +31,9 @@ class CommitWatermarkOperator(SyncTableOperator):
         manifest = self.input_manifest(context)
         if self.table.incremental.strategy == "cdc":
             return self.release_change_log(context, manifest)
+        files = self.table.source.files
+        if files is not None and files.incremental_by == "file":
+            return self.commit_file_ledger(context, manifest)
         key = variable_key(self.pipeline_dag_id, self.table.name)
         previous = None
         if manifest.strategy and manifest.strategy != "full":
@@ -51,6 +54,23 @@ class CommitWatermarkOperator(SyncTableOperator):
         self.remove_staged_files(context)
         result = {"variable": key, "before": before, "after": after, "rows": manifest.rows}
         return StepOutcome(result, {"watermark_before": before, "watermark_after": after})
+
+    def commit_file_ledger(self, context: Context, manifest: Manifest) -> StepOutcome:
+        """A file source read by file: the files as listed at the extract become the ledger, committed now
+        that the load has, so the next run reads only files that are new or changed since."""
+        from airflow_provider_sync.pipeline.file_ledger import ledger_from_json, store_ledger_in_task
+        from airflow_provider_sync.watermarks import variable_key
+
+        key = variable_key(self.pipeline_dag_id, self.table.name)
+        extract = next((r for r in manifest.history if r.step == "extract"), None)
+        listed = (extract.details if extract else {}).get("file_ledger", {})
+        ledger = ledger_from_json({"files": listed}, f"manifest of {key}")
+        store_ledger_in_task(self.pipeline_dag_id, self.table.name, ledger)
+        read = len((extract.details if extract else {}).get("files", {}))
+        self.log.info("File ledger %s: %d file(s), %d read this run", key, len(ledger), read)
+        self.remove_staged_files(context)
+        result = {"variable": key, "files": len(ledger), "files_read": read, "rows": manifest.rows}
+        return StepOutcome(result, {"watermark_after": {"files": len(ledger)}})
 
     def release_change_log(self, context: Context, manifest: Manifest) -> StepOutcome:
         """A ``cdc`` table's position is stored in the target by the apply, in its transaction; what is left

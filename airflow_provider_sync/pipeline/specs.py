@@ -79,6 +79,8 @@ def extract_spec_for(table: TableSpec, connection: ConnectionInfo) -> ExtractSpe
     source, incremental = table.source, table.incremental
     if incremental.strategy == "cdc":
         raise TerminalError(f"table {table.name} reads the change log (strategy cdc), not a cursor range")
+    if source.files is not None:
+        raise TerminalError(f"table {table.name} reads files ({source.files.path}), not a database table")
     schema, name = split_table_name(source.table) if source.table else (None, None)
     return ExtractSpec(
         connection=connection,

@@ -161,8 +161,8 @@ def _probe_source(view: TableView, pipeline: Pipeline, table: TableSpec) -> None
     from airflow_provider_sync.pipeline.specs import extract_spec_for
     from airflow_provider_sync.plugins.changes import current
 
-    if table.incremental.strategy == "full" or table.incremental.column is None:
-        return
+    if table.incremental.strategy == "full" or table.incremental.column is None or table.source.files:
+        return  # nothing to probe cheaply: a full read, or files (listing them is the read)
     stored = current(pipeline.dag_id, table.name)
     spec = extract_spec_for(table, _connection_info(table.source.conn_id))
     lower = Watermark.from_json(stored, spec.strategy, spec.source_timezone) if stored is not None else None
