@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services"]
+pytest_plugins = ["tests.services", "tests.s3_service"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="sync-tests-airflow-"))

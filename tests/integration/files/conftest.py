@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tests.dags.conftest import configs_dir, run_pipeline
-from tests.integration.s3.conftest import CONN_ID, S3Server, s3_prefix, s3_server
+from tests.s3_service import CONN_ID, S3Server
 
-__all__ = ["CONN_ID", "S3Server", "configs_dir", "run_pipeline", "s3_prefix", "s3_server"]
+__all__ = ["CONN_ID", "S3Server", "configs_dir", "run_pipeline"]
 
 
 def rows(database: Path, sql: str) -> list[tuple[Any, ...]]:

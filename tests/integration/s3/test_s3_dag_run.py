@@ -12,7 +12,7 @@ import pytest
 
 from airflow_provider_sync.staging.files import safe_component
 from tests.dags.conftest import REPO, demo_data
-from tests.integration.s3.conftest import CONN_ID, S3Server
+from tests.s3_service import CONN_ID, S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ from airflow_provider_sync.pipeline.extract import extract_to_staging
 from airflow_provider_sync.pipeline.load import load_from_staging
 from airflow_provider_sync.pipeline.specs import ExtractSpec, LoadSpec
 from airflow_provider_sync.staging.files import cleanup_run, step_dir
-from tests.integration.s3.conftest import CONN_ENV, CONN_ID, S3Server
+from tests.s3_service import CONN_ENV, CONN_ID, S3Server
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from airflow_provider_sync.staging.files import (
 )
 from airflow_provider_sync.staging.manifest import Manifest, schema_to_text
 from airflow_provider_sync.staging.verify import StagedFileError
-from tests.integration.s3.conftest import CONN_ID, S3Server
+from tests.s3_service import CONN_ID, S3Server
 
 pytestmark = pytest.mark.integration
 
