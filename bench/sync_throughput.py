@@ -419,6 +419,10 @@ def operator_seconds(log: str) -> dict[str, float]:
     return seconds
 
 
+def _load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -433,6 +437,7 @@ def main() -> None:
         return
 
     rows = options.rows
+    print(f"load average at start: {_load_average()}")
     started = time.perf_counter()
     prepare_postgres(rows)
     print(f"generated {rows:,} rows in PostgreSQL in {time.perf_counter() - started:.1f} s")
@@ -459,7 +464,7 @@ def main() -> None:
         line("PG->PG engine: extract to staging", rows, extract["seconds"], base_pg, task_note(extract))
         line("PG->PG engine: load (upsert, empty target)", rows, load["seconds"], base_pg, task_note(load))
         total = extract["seconds"] + load["seconds"]
-        line("PG->PG engine end to end", rows, total, base_pg, "(target >= 0.50)")
+        line("PG->PG engine end to end", rows, total, base_pg, "(target >= 0.80)")
 
         if not options.no_mysql:
             my_loads = []
@@ -482,7 +487,7 @@ def main() -> None:
                 task_note(my_load),
             )
             total = extract["seconds"] + my_load["seconds"]
-            line("PG->MariaDB engine end to end", rows, total, base_my, "(target >= 0.80)")
+            line("PG->MariaDB engine end to end", rows, total, base_my, "(target >= 0.95)")
 
         changed = change_one_percent()
         inc = str(work / "inc.json")
@@ -498,6 +503,7 @@ def main() -> None:
 
         if options.dag:
             out.extend(run_through_dag(work, rows))
+    out.append(f"load average at end: {_load_average()} (ratios drift when the machine is busy)")
     print("\n".join(out))
 
 

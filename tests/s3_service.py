@@ -64,6 +64,15 @@ def _wait_for(process: subprocess.Popen[bytes], port: int, log_path: Path) -> No
         time.sleep(0.1)
 
 
+def _forget_attached_stores() -> None:
+    """Airflow keeps one file system per (protocol, connection id) for the process: one attached earlier
+    (a test that only built ``s3://`` paths) would still point at the default AWS endpoint."""
+    from airflow.sdk.io import store
+
+    for alias in [key for key in store._STORE_CACHE if CONN_ID in key]:
+        del store._STORE_CACHE[alias]
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
@@ -91,6 +100,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         server = S3Server(endpoint, BUCKET, connection)
         server.client().create_bucket(Bucket=BUCKET)
         os.environ[CONN_ENV] = connection
+        _forget_attached_stores()
         yield server
     finally:
         if previous is None:

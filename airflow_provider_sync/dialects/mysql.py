@@ -9,16 +9,19 @@ read and write UTC; tz-aware Arrow timestamps are stored as UTC in ``DATETIME(6)
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
 from ._ledger import lock_digest
 from .base import Capabilities
+from .copy_pipeline import NestedLoads, closed
 from .mysql_types import MySQLTypes
 from .types import Column, Query, TableRef
 
@@ -265,39 +268,50 @@ class MySQLDialect(MySQLTypes):
         return staging
 
     def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
-        import pyarrow as pa
+        """``LOAD DATA LOCAL INFILE`` from a named pipe that a producer thread fills, batch by batch,
+        while the server loads: reading, encoding and loading overlap, and no temporary file holds the
+        whole load. An error of the producer is the load's error (the caller rolls back)."""
+        from ._arrow import iter_nonempty
 
-        from ._arrow import iter_nonempty, text_rows
-
-        total = 0
-        schema: pa.Schema | None = None
-        handle, path = tempfile.mkstemp(prefix="sync-load-", suffix=".tsv")
+        deferred = _NESTED_LOADS.defer(conn, batches, lambda held: self.bulk_insert(conn, table, held))
+        if deferred is not None:  # called while a load streams on conn: run once that one ended
+            return deferred
+        remaining = iter_nonempty(iter(batches))
+        first = next(remaining, None)
+        if first is None:
+            return 0
+        folder = tempfile.mkdtemp(prefix="sync-load-")
+        path = os.path.join(folder, "rows.tsv")
+        os.mkfifo(path, 0o600)
+        feeder = _PipeFeeder(path, itertools.chain([first], remaining))
         try:
-            with os.fdopen(handle, "wb") as out:
-                for batch in iter_nonempty(iter(batches)):
-                    schema = schema or batch.schema
-                    out.write(text_rows(batch, "mysql"))
-                    total += batch.num_rows
-            if schema is None:
-                return 0
-            targets, assignments = [], []
-            for number, field in enumerate(schema):
-                if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
-                    targets.append(f"@sync_v{number}")
-                    assignments.append(f"{self.quote(field.name)} = UNHEX(@sync_v{number})")
-                else:
-                    targets.append(self.quote(field.name))
-            set_clause = f" SET {', '.join(assignments)}" if assignments else ""
-            cursor = self.execute(conn, self._load_query(path, table, targets, set_clause))
-            cursor.close()
-            self._raise_on_warnings(conn, table)
+            with _NESTED_LOADS.streaming(conn) as streaming:
+                feeder.start()
+                try:
+                    cursor = self.execute(conn, self._load_query(path, table, first.schema))
+                    cursor.close()
+                finally:
+                    feeder.finish()  # raises the producer's error, if any, before any warning check
+                self._raise_on_warnings(conn, table)
+                streaming.run_deferred()
         finally:
             os.unlink(path)
-        return total
+            os.rmdir(folder)
+        return feeder.rows
 
-    def _load_query(self, path: str, table: TableRef, targets: list[str], set_clause: str) -> Any:
+    def _load_query(self, path: str, table: TableRef, schema: pa.Schema) -> Any:
+        import pyarrow as pa
+
         from .types import Query
 
+        targets, assignments = [], []
+        for number, field in enumerate(schema):
+            if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+                targets.append(f"@sync_v{number}")
+                assignments.append(f"{self.quote(field.name)} = UNHEX(@sync_v{number})")
+            else:
+                targets.append(self.quote(field.name))
+        set_clause = f" SET {', '.join(assignments)}" if assignments else ""
         return Query(
             f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.qualify(table)} CHARACTER SET utf8mb4 "
             f"({', '.join(targets)}){set_clause}",
@@ -378,3 +392,55 @@ class MySQLDialect(MySQLTypes):
 
     def ledger_timestamp_type(self) -> str:
         return "DATETIME(6)"
+
+
+_NESTED_LOADS = NestedLoads()
+
+
+class _PipeFeeder:
+    """Writes the tab-separated text of ``batches`` into the named pipe ``path`` on its own thread.
+
+    The client opens the pipe only once the server asks for the file: if the statement fails before
+    that, the writer's ``open`` would wait forever, so :meth:`finish` opens and closes the reading end
+    until the thread is done (the writer then gets EPIPE and stops)."""
+
+    def __init__(self, path: str, batches: Iterator[pa.RecordBatch]) -> None:
+        self.path, self.batches = path, batches
+        self.rows = 0
+        self.error: BaseException | None = None
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sync-load-data", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        from ._arrow import text_rows
+
+        try:
+            with open(self.path, "wb") as pipe:
+                for batch in self.batches:
+                    if self.stopped.is_set():
+                        return
+                    pipe.write(text_rows(batch, "mysql"))
+                    self.rows += batch.num_rows
+        except BrokenPipeError as exc:  # the reader went away: the statement's own error says why
+            self.error = None if self.stopped.is_set() else exc
+        except BaseException as exc:  # raised by finish() as the load's error
+            self.error = exc
+        finally:
+            self.error = closed(self.batches, self.error)
+
+    def finish(self) -> None:
+        """Wait for the writer (releasing it if the statement never read the pipe); raise its error."""
+        self.stopped.set()
+        while self.thread.is_alive():
+            try:
+                reader = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+            except OSError:
+                reader = None
+            if reader is not None:
+                os.close(reader)
+            self.thread.join(0.05)
+        if self.error is not None:
+            raise self.error

@@ -18,6 +18,7 @@ from airflow_provider_sync.errors import SyncError, TerminalError
 
 from ._ledger import lock_digest
 from .base import Capabilities
+from .copy_pipeline import NestedLoads, run_ahead
 from .postgres_types import PostgresTypes
 from .types import Column, LoadCounts, Query, TableRef
 
@@ -284,8 +285,13 @@ class PostgresDialect(PostgresTypes):
         return staging
 
     def bulk_insert(self, conn: Any, table: TableRef, batches: Iterable[pa.RecordBatch]) -> int:
-        from ._arrow import iter_nonempty, text_rows
+        """``COPY ... FROM STDIN``; the next batch is read and encoded on a producer thread while the
+        driver sends the current one (both release the GIL), at most one batch ahead."""
+        from ._arrow import iter_nonempty
 
+        deferred = _NESTED_LOADS.defer(conn, batches, lambda held: self.bulk_insert(conn, table, held))
+        if deferred is not None:  # called while a COPY streams on conn: written once that one ended
+            return deferred
         remaining = iter_nonempty(iter(batches))
         first = next(remaining, None)
         if first is None:
@@ -293,10 +299,12 @@ class PostgresDialect(PostgresTypes):
         # COPY takes no parameters, so undo the percent doubling quote() does for execute().
         statement = f"COPY {self.qualify(table)} ({self.column_list(first.schema.names)}) FROM STDIN"
         total = 0
-        with conn.cursor() as cursor, cursor.copy(statement.replace("%%", "%")) as copy:
-            for batch in itertools.chain([first], remaining):
-                copy.write(text_rows(batch, "postgres"))
-                total += batch.num_rows
+        with _NESTED_LOADS.streaming(conn) as streaming:
+            with conn.cursor() as cursor, cursor.copy(statement.replace("%%", "%")) as copy:
+                for rows, payload in run_ahead(_encoded(itertools.chain([first], remaining))):
+                    copy.write(payload)
+                    total += rows
+            streaming.run_deferred()
         return total
 
     def upsert_sql(
@@ -348,3 +356,13 @@ class PostgresDialect(PostgresTypes):
 
     def ledger_timestamp_type(self) -> str:
         return "timestamp with time zone"
+
+
+_NESTED_LOADS = NestedLoads()
+
+
+def _encoded(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, bytes]]:
+    from ._arrow import text_rows
+
+    for batch in batches:
+        yield batch.num_rows, text_rows(batch, "postgres")
