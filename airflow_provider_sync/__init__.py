@@ -13,6 +13,7 @@ _OPERATORS = [
     "airflow_provider_sync.operators.steps",
     "airflow_provider_sync.operators.audit",
     "airflow_provider_sync.operators.forget",
+    "airflow_provider_sync.operators.fused",
 ]
 
 

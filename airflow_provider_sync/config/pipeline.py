@@ -35,6 +35,7 @@ from airflow_provider_sync.config.sections import (
     WaitForRowsConfig,
 )
 from airflow_provider_sync.config.steps import step_specs
+from airflow_provider_sync.core.vocabulary import Execution
 
 _Target = TypeVar("_Target", bound=TargetConfig)
 
@@ -152,6 +153,14 @@ def _table_fields(steps_type: Any) -> dict[str, Any]:
             ),
         ),
         "pool": (str | None, Field(None, description="Airflow pool capping concurrent tasks on the source.")),
+        "execution": (
+            Execution | None,
+            Field(
+                None,
+                description="per_step (default): a task per stage, staged files between them; fused: one "
+                "task runs extract, steps and load in one process (fewer task starts, same commit order).",
+            ),
+        ),
         "wait_for_rows": (
             WaitForRowsConfig | None,
             Field(None, description="Wait for new source rows first."),
@@ -264,4 +273,13 @@ def pipeline_file_model() -> type[BaseModel]:
     return pipeline_models()[0]
 
 
-TABLE_SETTING_KEYS = ("source", "target", "incremental", "deletes", "steps", "pool", "wait_for_rows")
+TABLE_SETTING_KEYS = (
+    "source",
+    "target",
+    "incremental",
+    "deletes",
+    "steps",
+    "pool",
+    "execution",
+    "wait_for_rows",
+)

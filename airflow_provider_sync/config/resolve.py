@@ -431,6 +431,7 @@ def resolve_table(
             "deletes": merged.get("deletes", {}),
             "steps": merged.get("steps", []),
             "pool": merged.get("pool"),
+            "execution": merged.get("execution") or "per_step",
             "wait_for_rows": merged.get("wait_for_rows"),
             "staging": staging or StagingConfig(),
         }

@@ -23,7 +23,7 @@ from airflow_provider_sync.config.sections import (
     TargetConfig,
     WaitForRowsConfig,
 )
-from airflow_provider_sync.core.vocabulary import LoadMode, NullPolicy, OnLoadError, SyncStrategy
+from airflow_provider_sync.core.vocabulary import Execution, LoadMode, NullPolicy, OnLoadError, SyncStrategy
 
 DEFAULT_BATCH_SIZE = 50_000
 
@@ -81,6 +81,7 @@ class TableSpec(StrictModel):
     deletes: DeletesConfig = Field(default_factory=DeletesConfig)
     steps: list[dict[str, Any]] = Field(default_factory=list)
     pool: str | None = None
+    execution: Execution = "per_step"
     wait_for_rows: WaitForRowsConfig | None = None
     staging: StagingConfig = Field(default_factory=StagingConfig)
 

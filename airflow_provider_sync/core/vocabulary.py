@@ -23,5 +23,8 @@ NULL_POLICIES: Final[tuple[str, ...]] = get_args(NullPolicy)
 OnLoadError = Literal["fail", "quarantine"]
 """What a load does with rows the target rejects."""
 
+Execution = Literal["per_step", "fused"]
+"""How a table's stages map onto Airflow tasks: one task each, or one task running them all in turn."""
+
 SECRET_STRATEGIES: Final = frozenset({"hash", "tokenize", "pseudonym"})
 """Mask strategies keyed by a secret (the mask step's ``secret_conn_id``)."""

@@ -1,7 +1,8 @@
 """Build an Airflow DAG from a validated pipeline.
 
-Per table, a task group runs ``extract → <steps in YAML order> → load → commit_watermark``. Step types are
-looked up in the step registry, so this module never names a particular transform.
+Per table, a task group runs ``extract → <steps in YAML order> → load → commit_watermark → audit``
+(:mod:`airflow_provider_sync.operators.stages` lists them), as a task each or fused into one task. Step
+types are looked up in the step registry, so this module never names a particular transform.
 """
 
 from __future__ import annotations
@@ -12,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_sync.config.pipeline import AssetSchedule
 from airflow_provider_sync.config.resolve import Pipeline
 from airflow_provider_sync.config.resolved import TableSpec
-from airflow_provider_sync.config.steps import step_specs
+from airflow_provider_sync.operators.stages import FUSED_OPERATOR, table_stages
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-EXTRACT_OPERATOR = "airflow_provider_sync.operators.extract.IncrementalExtractOperator"
-CAPTURE_OPERATOR = "airflow_provider_sync.operators.capture.ChangeCaptureOperator"
-RECONCILE_OPERATOR = "airflow_provider_sync.operators.reconcile.ReconcileOperator"
 SUBSET_OPERATOR = "airflow_provider_sync.operators.subset.SubsetOperator"
-LOAD_OPERATOR = "airflow_provider_sync.operators.load.LoadOperator"
-COMMIT_OPERATOR = "airflow_provider_sync.operators.watermark.CommitWatermarkOperator"
-AUDIT_OPERATOR = "airflow_provider_sync.operators.audit.AuditLogOperator"
 SENSOR_OPERATOR = "airflow_provider_sync.sensors.new_rows.NewRowsSensor"
 AUDIT_FAILED_RUN_CALLBACK = "airflow_provider_sync.operators.audit.audit_failed_run"
 
@@ -128,73 +123,38 @@ def build_dag(pipeline: Pipeline) -> DAG:
 
 
 def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
+    """The table's task group: a task per stage (``execution: per_step``) or one ``sync`` task running them
+    all (``fused``), after ``wait_for_rows`` when the table waits for new rows."""
     from airflow.sdk import TaskGroup
 
     spec = table.model_dump(mode="json")
     with TaskGroup(group_id=table.name, tooltip=f"{_source_label(table)} → {table.target.table}") as group:
-        reader = CAPTURE_OPERATOR if table.incremental.strategy == "cdc" else EXTRACT_OPERATOR
-        extract = _import(reader)(task_id="extract", table_spec=spec, pipeline_info=info, pool=table.pool)
+        common = {"table_spec": spec, "pipeline_info": info}
+        if table.execution == "fused":
+            tasks = [_import(FUSED_OPERATOR)(task_id="sync", pool=table.pool, **common)]
+        else:
+            tasks = []
+            for stage in table_stages(table):
+                pool = {"pool": table.pool} if stage.task_id == "extract" else {}
+                operator = _import(stage.operator)(task_id=stage.task_id, **common, **stage.arguments, **pool)
+                if tasks:
+                    tasks[-1] >> operator
+                tasks.append(operator)
         if table.wait_for_rows is not None:
             wait = table.wait_for_rows
             sensor = _import(SENSOR_OPERATOR)(
                 task_id="wait_for_rows",
-                table_spec=spec,
-                pipeline_info=info,
                 pool=table.pool,
                 poke_interval=wait.poke_interval.total_seconds(),
                 timeout=wait.timeout.total_seconds(),
                 deferrable=wait.deferrable,
                 soft_fail=wait.soft_fail,
+                **common,
             )
-            sensor >> extract
-        previous = extract
-        used: set[str] = {"wait_for_rows", "extract", "load", "reconcile", "commit_watermark", "audit"}
-        specs = step_specs()
-        for index, step in enumerate(table.steps):
-            ((step_type, body),) = step.items()
-            task_id = _unique(step_type, used)
-            operator = _import(specs[step_type].operator)(
-                task_id=task_id,
-                table_spec=spec,
-                pipeline_info=info,
-                step=body,
-                step_index=index,
-                input_task_id=previous.task_id,
-            )
-            previous >> operator
-            previous = operator
-        load = _import(LOAD_OPERATOR)(
-            task_id="load", table_spec=spec, pipeline_info=info, input_task_id=previous.task_id
-        )
-        committed_after = load
-        if table.deletes.reconcile is not None:
-            committed_after = _import(RECONCILE_OPERATOR)(
-                task_id="reconcile", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
-            )
-            load >> committed_after
-        commit = _import(COMMIT_OPERATOR)(
-            task_id="commit_watermark", table_spec=spec, pipeline_info=info, input_task_id=load.task_id
-        )
-        audit = _import(AUDIT_OPERATOR)(
-            task_id="audit",
-            table_spec=spec,
-            pipeline_info=info,
-            input_task_id=commit.task_id,
-            manifest_task_id=load.task_id,
-        )
-        previous >> load
-        committed_after >> commit >> audit
+            sensor >> tasks[0]
     return group
 
 
 def _source_label(table: TableSpec) -> str:
     source = table.source
     return source.table or (source.files.path if source.files else "query")
-
-
-def _unique(name: str, used: set[str]) -> str:
-    candidate, number = name, 2
-    while candidate in used:
-        candidate, number = f"{name}_{number}", number + 1
-    used.add(candidate)
-    return candidate

@@ -118,8 +118,8 @@ class AuditLogOperator(SyncTableOperator):
         from dataclasses import replace
         from datetime import datetime, timezone
 
-        manifest = context["ti"].xcom_pull(task_ids=self.manifest_task_id) or {}
-        watermark = context["ti"].xcom_pull(task_ids=self.input_task_id) or {}
+        manifest = self.upstream_value(context, self.manifest_task_id) or {}
+        watermark = self.upstream_value(context, self.input_task_id) or {}
         values = run_values(manifest.get("history") or [])
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or datetime.now(timezone.utc)

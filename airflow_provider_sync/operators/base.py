@@ -61,6 +61,8 @@ class SyncTableOperator(BaseOperator):
         self.table_spec = table_spec
         self.pipeline_info = pipeline_info
         self.input_task_id = input_task_id
+        #: The earlier stages' return values by task id, when this stage runs inside a fused task.
+        self.handed_values: dict[str, Any] | None = None
 
     @cached_property
     def table(self) -> TableSpec:
@@ -106,18 +108,37 @@ class SyncTableOperator(BaseOperator):
         from airflow_provider_sync.errors import TerminalError
         from airflow_provider_sync.staging.manifest import Manifest
 
-        data = context["ti"].xcom_pull(task_ids=self.input_task_id)
+        data = self.upstream_value(context, self.input_task_id)
         if not data:
             raise TerminalError(
                 f"no manifest from upstream task {self.input_task_id!r}; clear and re-run that task first"
             )
         return Manifest.from_json(data)
 
+    def upstream_value(self, context: Context, task_id: str | None) -> Any:
+        """What the stage ``task_id`` of this table returned: handed over in memory when the stages run
+        in one task (``execution: fused``), else its XCom."""
+        if self.handed_values is not None:
+            return self.handed_values.get(str(task_id))
+        group = self.task_id.rpartition(".")[0]
+        if group and task_id and "." not in task_id:  # a stage of this table's task group
+            task_id = f"{group}.{task_id}"
+        return context["ti"].xcom_pull(task_ids=task_id)
+
+    def prepare(self, context: Context) -> None:
+        """Work done before the audited step, whose outcome (such as a skip) is not a step try."""
+
     def run(self, context: Context) -> StepOutcome:
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        return self.execute_stage(context)
+
+    def execute_stage(self, context: Context) -> dict[str, Any]:
+        """Run this stage with its audit row; the fused operator calls it for each stage it runs."""
         from airflow_provider_sync.operators.audit import start_record, write_audit
+
+        self.prepare(context)
 
         record = start_record(self, context, self.audit_step)
         try:

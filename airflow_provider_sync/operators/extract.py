@@ -38,7 +38,7 @@ class IncrementalExtractOperator(SyncTableOperator):
         run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")))
         return run_type == BACKFILL_RUN_TYPE or self.table.incremental.mode == "interval"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def prepare(self, context: Context) -> None:
         files = self.table.source.files
         if files is not None:
             from airflow.sdk.exceptions import AirflowSkipException
@@ -50,7 +50,6 @@ class IncrementalExtractOperator(SyncTableOperator):
             self._listed_files = list_files(files)
             if not self._listed_files:
                 raise AirflowSkipException(f"no file matches {files.path} yet; nothing to load this run")
-        return super().execute(context)
 
     def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.errors import TerminalError

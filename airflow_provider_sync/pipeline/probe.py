@@ -4,9 +4,10 @@ rows a read will return (the extract's progress percent and ETA)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_sync.core.watermark import Watermark
+from airflow_provider_sync.core.watermark import ExtractRange, Watermark
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Query, TableRef
 
@@ -40,8 +41,20 @@ def estimate_rows_read(
         return None
 
 
+def new_rows_range(spec: ExtractSpec, lower: Watermark | None) -> ExtractRange:
+    """The part of the next extract's range that holds rows not read yet.
+
+    A ``lag`` widens the extract backwards to ``cursor >= watermark - lag``: it re-reads rows already
+    loaded, in case older ones committed late. Those rows are always there, so they are no sign of new
+    work; the rows the extract reads for the first time are the ones past the watermark's
+    ``(cursor, key)`` within ``end_value`` - the range the extract plans without the lag.
+    """
+    return plan_range(replace(spec, lag=None), lower)
+
+
 def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
-    """True when the source holds at least one row after ``lower`` (within ``end_value``).
+    """True when the next extract would read at least one row it has not read before: a row after
+    ``lower`` (within ``end_value``), whatever the lag.
 
     Runs one keyset query limited to a single row, so it costs an index probe, not a scan. The ``full``
     strategy has no watermark to compare with: every poll finds work.
@@ -49,7 +62,7 @@ def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
     if spec.strategy == "full" or spec.cursor_column is None:
         return True
     dialect = get_dialect(spec.connection.conn_type)
-    range_ = plan_range(spec, lower)
+    range_ = new_rows_range(spec, lower)
     with driver_errors(dialect):
         conn: Any = open_connection(dialect, spec)
         try:
@@ -67,7 +80,10 @@ def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
             keys = list(spec.key_columns) or (
                 [] if isinstance(source, str) else dialect.get_primary_key(conn, source)
             )
-            bounds = _bounds(range_, by_name[spec.cursor_column], spec)
+            # Bounds spelled as the extract spells them (SQLite text timestamps compare as text).
+            cursor_column = by_name[spec.cursor_column]
+            render = dialect.cursor_bound_renderer(conn, source, cursor_column)
+            bounds = _bounds(range_, cursor_column, spec, render=render)
             query = dialect.keyset_query(
                 source, [spec.cursor_column], spec.cursor_column, keys, bounds, limit=1
             )

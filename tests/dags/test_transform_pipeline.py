@@ -77,11 +77,12 @@ def create_source(space: Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def pipeline_yaml(dag_id: str, source: Namespace, target: Namespace) -> str:
+def pipeline_yaml(dag_id: str, source: Namespace, target: Namespace, execution: str = "per_step") -> str:
     return f"""
 version: 1
 dag_id: {dag_id}
 default_args: {{retries: 0}}
+execution: {execution}
 source: {{conn_id: steps_src, table: {source.name('customers')}}}
 target: {{conn_id: steps_dst, table: {target.name('customers_out')}, mode: upsert, keys: [id],
           create_if_missing: true}}
@@ -109,9 +110,12 @@ steps:
 """
 
 
-@pytest.mark.parametrize("target_kind", ["postgres", "mysql"])
+@pytest.mark.parametrize(
+    ("target_kind", "execution"), [("postgres", "per_step"), ("mysql", "per_step"), ("postgres", "fused")]
+)
 def test_protected_pipeline_end_to_end(
-    target_kind: str, source: Namespace, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    target_kind: str, execution: str, source: Namespace, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
     run_pipeline: Callable[..., Any], configs_dir: Path, airflow_db: Path,
     caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -120,16 +124,17 @@ def test_protected_pipeline_end_to_end(
     target = next(targets)
     try:
         rows = create_source(source)
-        dag_id = f"steps_e2e_{target_kind}_{source.schema}"
+        dag_id = f"steps_e2e_{target_kind}_{execution}_{source.schema}"
         target.dag_ids.append(dag_id)
         monkeypatch.setenv("AIRFLOW_CONN_STEPS_SRC", source.uri)
         monkeypatch.setenv("AIRFLOW_CONN_STEPS_DST", target.uri)
         keyring = set_secrets(monkeypatch, "steps_keyring", "steps_secret")
-        (configs_dir / "steps_e2e.yaml").write_text(pipeline_yaml(dag_id, source, target))
+        (configs_dir / "steps_e2e.yaml").write_text(pipeline_yaml(dag_id, source, target, execution))
 
         caplog.set_level("DEBUG")
         run = run_pipeline(dag_id)
         assert run.state == "success"
+        assert_one_task_when_fused(airflow_db, dag_id, run.run_id, execution)
         check_target(target, rows, keyring)
         check_quarantine(target, dag_id, rows, keyring)
         check_audit(target, dag_id, run.run_id)
@@ -147,6 +152,24 @@ def test_protected_pipeline_end_to_end(
     finally:
         for _ in targets:
             pass
+
+
+def assert_one_task_when_fused(airflow_db: Path, dag_id: str, run_id: str, execution: str) -> None:
+    """A fused table is one task (the steps ran inside it); a per-step table a task per stage."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        states = dict(session.execute(
+            select(TaskInstance.task_id, TaskInstance.state).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all())
+    stages = {task_id.rpartition(".")[2]: state for task_id, state in states.items()}
+    if execution == "fused":
+        assert stages == {"sync": "success"}, states
+    else:
+        assert "encrypt" in stages and "sync" not in stages, states
 
 
 def xcom_text(dag_id: str, run_id: str) -> str:

@@ -113,6 +113,19 @@ def element(driver: Any, css: str) -> Any:
     return wait_for(driver, ec.presence_of_element_located((By.CSS_SELECTOR, css)))
 
 
+def follow(driver: Any, css: str) -> None:
+    """Click a link or button that loads a new page, and wait until the old page is gone.
+
+    Without the wait, the next lookup can find an element of the page being left, which goes stale
+    under the test's hands once the new page arrives.
+    """
+    from selenium.webdriver.support import expected_conditions as ec
+
+    old_page = driver.find_element("tag name", "html")
+    element(driver, css).click()
+    wait_for(driver, ec.staleness_of(old_page))
+
+
 def table_line(driver: Any) -> list[str]:
     row = element(driver, f"tr[data-dag='{DAG_ID}'][data-table='{TABLE}']")
     return [cell.text for cell in row.find_elements("css selector", "td")]
@@ -186,18 +199,18 @@ def test_sync_page_in_the_ui_shows_the_run_quarantine_and_resets_the_watermark(
     assert browser.get_screenshot_as_file(str(SCREENSHOT)) and SCREENSHOT.stat().st_size > 10_000
     browser.switch_to.frame(element(browser, "iframe"))
 
-    element(browser, f"tr[data-dag='{DAG_ID}'] a[href*='/quarantine/']").click()
+    follow(browser, f"tr[data-dag='{DAG_ID}'] a[href*='/quarantine/']")
     text = element(browser, "table#quarantine").text
     assert text.count(run_id) == len(NEGATIVE), text
     assert all(email(order_id) not in text for order_id in NEGATIVE)  # stored masked
     assert "b***@shop.example" in text and '"amount": "-5.00"' in text, text
 
-    element(browser, "a[href$='/sync/']").click()
-    element(browser, f"tr[data-dag='{DAG_ID}'] a[href*='/watermark/']").click()
-    element(browser, "#review-reset").click()
+    follow(browser, "a[href$='/sync/']")
+    follow(browser, f"tr[data-dag='{DAG_ID}'] a[href*='/watermark/']")
+    follow(browser, "#review-reset")
     assert "?" in element(browser, "h1").text  # a question first: nothing has changed yet
     assert airflow.api("GET", f"/variables/{variable_key(DAG_ID, TABLE)}").status_code == 200
-    element(browser, "#confirm").click()
+    follow(browser, "#confirm")
     assert "changed" in element(browser, "h1").text
     assert "audit row watermark_reset written" in browser.page_source
 
@@ -212,5 +225,5 @@ def test_sync_page_in_the_ui_shows_the_run_quarantine_and_resets_the_watermark(
     run_type, triggered_by, before, after = rows[0]
     assert (run_type, triggered_by, after) == ("ui", f"sync page ({airflow.username})", None)
     assert last_row in str(before)
-    element(browser, "a[href$='/sync/']").click()
+    follow(browser, "a[href$='/sync/']")
     assert "not set" in table_line(browser)[1]

@@ -96,3 +96,22 @@ def test_wait_for_rows_becomes_a_sensor_before_extract(tmp_path: Path) -> None:
     assert order[:2] == ["events.wait_for_rows", "events.extract"]
     sensor = dag.get_task("events.wait_for_rows")
     assert (sensor.poke_interval, sensor.timeout, sensor.soft_fail) == (1.0, 30.0, True)
+
+
+def test_a_lag_does_not_wake_a_caught_up_sensor(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lag window re-reads rows already loaded: only a row past the watermark is new work."""
+    path = tmp_path / "p.yaml"
+    path.write_text(PIPELINE.replace("column: id}", "column: id, lag: 5}"))
+    table = load_pipeline(path).tables[0]
+    monkeypatch.setattr(
+        "airflow_provider_sync.watermarks.read_in_task", lambda dag_id, name: {"cursor": 2, "key": [2]}
+    )
+    sensor = NewRowsSensor(
+        task_id="wait", table_spec=table.model_dump(mode="json"), pipeline_info={"dag_id": "sensor_demo"}
+    )
+    assert sensor.poke({}) is False
+    with sqlite3.connect(source) as db:
+        db.execute("INSERT INTO events VALUES (3, 'c')")
+    assert sensor.poke({}) is True
