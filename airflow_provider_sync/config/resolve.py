@@ -24,6 +24,7 @@ from airflow_provider_sync.config.loader import (
     substitute_env,
 )
 from airflow_provider_sync.config.pipeline import TABLE_SETTING_KEYS, pipeline_models, target_model
+from airflow_provider_sync.config.requirements import FILE_SOURCE_CONN_ID, table_requirements
 from airflow_provider_sync.config.resolved import (
     INCREMENTAL_DEFAULTS,
     TARGET_DEFAULTS,
@@ -184,7 +185,7 @@ def _resolve_tables(model: BaseModel, loaded: LoadedYaml) -> tuple[list[TableSpe
         merged = {**file_settings, **{k: deep_merge(file_settings.get(k), v) for k, v in own.items()}}
         if "steps" in own:
             merged["steps"] = own["steps"]
-        problems = _requirements(merged)
+        problems = table_requirements(merged)
         for path, message in problems:
             where = (*prefix, *path) if _present(loaded.data, (*prefix, *path)) or prefix else path
             issues.append(ConfigIssue(loaded.file, format_path(where), loaded.line_of(where), message))
@@ -220,192 +221,6 @@ def _present(data: Any, path: PathKey) -> bool:
     return True
 
 
-def _requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
-    """What a table needs once file and table settings are merged."""
-    problems: list[tuple[PathKey, str]] = []
-    source, target = merged.get("source", {}), merged.get("target", {})
-    incremental = merged.get("incremental", {})
-    if source.get("files"):
-        problems.extend(_file_requirements(merged))
-    elif not source.get("conn_id"):
-        problems.append(
-            (
-                ("source", "conn_id"),
-                "required key 'conn_id' is missing: name the Airflow connection to read from",
-            )
-        )
-    if not source.get("table") and not source.get("query") and not source.get("files"):
-        problems.append((("source",), "give 'table' or 'query' (or 'files') to say what to read"))
-    if not target.get("conn_id"):
-        problems.append(
-            (
-                ("target", "conn_id"),
-                "required key 'conn_id' is missing: name the Airflow connection to write to",
-            )
-        )
-    if not target.get("table") and not source.get("table"):
-        kind = "files" if source.get("files") else "a query"
-        problems.append((("target", "table"), f"required when the source is {kind}"))
-    mode = target.get("mode", "upsert")
-    if mode == "upsert" and not target.get("keys"):
-        problems.append(
-            (
-                ("target", "keys"),
-                "mode 'upsert' needs 'keys': the columns that identify a row "
-                "(or use mode 'append' or 'replace')",
-            )
-        )
-    deletes = merged.get("deletes", {})
-    if deletes.get("soft_delete_column") and not deletes.get("keep_flagged") and mode != "upsert":
-        problems.append(
-            (
-                ("deletes", "soft_delete_column"),
-                f"deleting flagged rows needs mode 'upsert' with 'keys' (rows are deleted by key), not "
-                f"{mode!r}; or set keep_flagged: true to load the flag instead",
-            )
-        )
-    if deletes.get("reconcile") is not None:
-        if source.get("query") or source.get("files") or incremental.get("strategy") == "cdc":
-            problems.append(
-                (
-                    ("deletes", "reconcile"),
-                    "reconcile compares a source table's keys with the target's: it needs source 'table' "
-                    "(not 'query'), and strategy 'cdc' sees deletes without it",
-                )
-            )
-        elif mode != "upsert":
-            problems.append(
-                (
-                    ("deletes", "reconcile"),
-                    f"reconcile deletes by key: use mode 'upsert' with keys, not {mode!r}",
-                )
-            )
-    columns = source.get("columns")
-    flag = deletes.get("soft_delete_column")
-    if flag and columns and flag not in columns and incremental.get("strategy") != "cdc":
-        problems.append(
-            (("deletes", "soft_delete_column"), f"{flag!r} must also be listed in source.columns")
-        )
-    if incremental.get("lag") and mode == "append":
-        problems.append(
-            (
-                ("incremental", "lag"),
-                "lag re-reads rows already loaded, which mode 'append' would "
-                "insert twice; use mode 'upsert' (or drop lag)",
-            )
-        )
-    strategy = incremental.get("strategy", "full")
-    if strategy == "cdc":
-        problems.extend(_cdc_requirements(merged))
-    elif strategy != "full":
-        if not incremental.get("column"):
-            problems.append(
-                (
-                    ("incremental", "column"),
-                    f"strategy {strategy!r} needs 'column': the cursor "
-                    "column whose growth marks new or changed rows",
-                )
-            )
-        if not incremental.get("key") and not target.get("keys"):
-            problems.append(
-                (
-                    ("incremental", "key"),
-                    "give 'key' (tie-break columns) or target 'keys', so rows "
-                    "sharing a cursor value are never skipped between batches",
-                )
-            )
-    elif incremental.get("mode") == "interval":
-        problems.append(
-            (("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, not 'full'")
-        )
-    return problems
-
-
-#: Stands in for ``source.conn_id`` of a file source without ``files.conn_id`` (local files, or a store's
-#: own credentials): the resolved source names a connection, and this one is never looked up.
-FILE_SOURCE_CONN_ID = "local_files"
-
-
-def _file_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
-    """What ``source.files`` needs: a strategy that fits ``incremental_by``, no table-only features."""
-    problems: list[tuple[PathKey, str]] = []
-    files, incremental = merged["source"]["files"], merged.get("incremental", {})
-    by = files.get("incremental_by", "file") if isinstance(files, dict) else "file"
-    strategy = incremental.get("strategy", "full")
-    if strategy == "cdc":
-        problems.append(
-            (("incremental", "strategy"), "files have no change log: use strategy full or a cursor")
-        )
-    elif by == "file" and strategy != "full":
-        problems.append(
-            (
-                ("incremental", "strategy"),
-                f"files.incremental_by 'file' picks new or changed files, so strategy must be 'full' (not "
-                f"{strategy!r}); or set files.incremental_by: cursor to read rows past incremental.column",
-            )
-        )
-    elif by == "cursor" and strategy == "full":
-        problems.append(
-            (
-                ("incremental", "strategy"),
-                "files.incremental_by 'cursor' needs strategy timestamp, sequence or version with a column",
-            )
-        )
-    if incremental.get("mode") == "interval":
-        problems.append((("incremental", "mode"), "file sources read past the watermark, not data intervals"))
-    if merged.get("wait_for_rows"):
-        problems.append((("wait_for_rows",), "wait_for_rows probes a source table; remove it for files"))
-    if isinstance(files, dict) and "csv" in files and files.get("format") != "csv":
-        problems.append((("source", "files", "csv"), "csv options apply to format 'csv' only; remove them"))
-    return problems
-
-
-#: The steps a change stream can pass through: they rewrite values column by column, so the change rows'
-#: keys, operations and positions reach the target untouched.
-CDC_STEPS = ("mask", "encrypt")
-
-
-def _cdc_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
-    """What ``strategy: cdc`` needs: a table (not a query), keys to apply changes by, value-only steps."""
-    problems: list[tuple[PathKey, str]] = []
-    source, target, incremental = merged.get("source", {}), merged.get("target", {}), merged["incremental"]
-    if source.get("query"):
-        problems.append((("source", "query"), "strategy 'cdc' reads a table's change log: give 'table'"))
-    if incremental.get("column"):
-        problems.append((("incremental", "column"), "strategy 'cdc' needs no cursor column; remove it"))
-    if incremental.get("mode") == "interval":
-        problems.append((("incremental", "mode"), "strategy 'cdc' reads the change log, not data intervals"))
-    if merged.get("wait_for_rows"):
-        problems.append(
-            (("wait_for_rows",), "strategy 'cdc' reads whatever the change log holds: remove wait_for_rows")
-        )
-    mode = target.get("mode", "upsert")
-    if mode != "upsert":
-        problems.append(
-            (("target", "mode"), f"strategy 'cdc' applies changes by key: use mode 'upsert', not {mode!r}")
-        )
-    deletes = merged.get("deletes", {})
-    if deletes.get("soft_delete_column") and not deletes.get("keep_flagged"):
-        problems.append(
-            (
-                ("deletes", "keep_flagged"),
-                "with strategy 'cdc' deletes come from the change log; to keep deleted rows in the target, "
-                "flagged in soft_delete_column, set keep_flagged: true",
-            )
-        )
-    for index, step in enumerate(merged.get("steps") or []):
-        kind = next(iter(step), "") if isinstance(step, dict) else ""
-        if kind not in CDC_STEPS:
-            problems.append(
-                (
-                    ("steps", index),
-                    f"strategy 'cdc' passes changes through {' and '.join(CDC_STEPS)} steps only, not "
-                    f"{kind!r} (a delete carries only its key)",
-                )
-            )
-    return problems
-
-
 def resolve_table(
     name: str | None, merged: dict[str, Any], staging: StagingConfig | None = None
 ) -> TableSpec:
@@ -422,6 +237,11 @@ def resolve_table(
     target = target_model().model_validate(target_raw)
     incremental_raw = {**INCREMENTAL_DEFAULTS, "key": target.keys or [], **merged.get("incremental", {})}
     incremental = IncrementalConfig.model_validate(incremental_raw)
+    if source.partitions is not None and source.partitions.column is None and incremental.key:
+        column = incremental.key[0]  # the requirements allow a missing column only with one key column
+        source = source.model_copy(
+            update={"partitions": source.partitions.model_copy(update={"column": column})}
+        )
     return table_spec_model().model_validate(
         {
             "name": name or str(target.table).split(".")[-1],

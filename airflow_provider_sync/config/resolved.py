@@ -18,6 +18,7 @@ from airflow_provider_sync.config.identifiers import ConnectionId, Identifier, Q
 from airflow_provider_sync.config.sections import (
     DeletesConfig,
     IncrementalConfig,
+    PartitionsConfig,
     SourceConfig,
     StagingConfig,
     TargetConfig,
@@ -44,9 +45,14 @@ INCREMENTAL_DEFAULTS: dict[str, Any] = {
 }
 
 
+class ResolvedPartitions(PartitionsConfig):
+    column: Identifier
+
+
 class ResolvedSource(SourceConfig):
     conn_id: ConnectionId
     columns: list[Identifier] = Field(default_factory=list)
+    partitions: ResolvedPartitions | None = None
 
 
 class ResolvedTarget(TargetConfig):

@@ -82,6 +82,22 @@ class FileSourceConfig(StrictModel):
     csv: CsvOptions | None = Field(None, description="CSV options (format csv only; default: comma, header).")
 
 
+class PartitionsConfig(StrictModel):
+    """A first (or ``full``) read cut into key ranges that load in parallel, as mapped tasks."""
+
+    count: int = Field(
+        ...,
+        ge=2,
+        le=64,
+        description="How many partitions (2 to 64): ranges of equal width between the column's minimum and "
+        "maximum. Each runs as one task; how many run at once is bounded by the table's pool.",
+    )
+    column: Identifier | None = Field(
+        None,
+        description="Numeric, date or timestamp column to cut the ranges on (default: the only key column).",
+    )
+
+
 class SourceConfig(StrictModel):
     """Where rows come from."""
 
@@ -94,6 +110,11 @@ class SourceConfig(StrictModel):
     )
     files: FileSourceConfig | None = Field(None, description="Files to read instead of a table or query.")
     columns: list[Identifier] | None = Field(None, description="Columns to read (default: all).")
+    partitions: PartitionsConfig | None = Field(
+        None,
+        description="Read the first run (every run with strategy full) as key ranges in parallel tasks, "
+        "all up to one high-water mark; later runs read the rows past the watermark in one task.",
+    )
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceConfig:

@@ -268,8 +268,12 @@ class ExtractRange:
     #: The stored watermark's cursor this range resumes from (None for first runs, intervals and full
     #: reads): the extraction compares it with the source's high-water mark to spot a watermark ahead.
     watermark: Any = field(default=None, compare=False)
+    #: The key slice of a partitioned read (:class:`~airflow_provider_sync.core.partitions.KeySlice`), or
+    #: None when the range is read whole.
+    partition: Any = None
 
     def to_json(self) -> dict[str, Any]:
+        partition = {"partition": self.partition.to_json()} if self.partition is not None else {}
         return {
             "mode": self.mode,
             "start": encode_value(self.start),
@@ -278,11 +282,15 @@ class ExtractRange:
             "end": encode_value(self.end),
             "end_exclusive": encode_value(self.end_exclusive),
             "watermark": encode_value(self.watermark),
+            **partition,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ExtractRange:
+        from airflow_provider_sync.core.partitions import KeySlice
+
         key = data.get("start_key")
+        partition = data.get("partition")
         return cls(
             mode=data.get("mode", "incremental"),
             start=decode_value(data.get("start")),
@@ -291,11 +299,21 @@ class ExtractRange:
             end=decode_value(data.get("end")),
             end_exclusive=decode_value(data.get("end_exclusive")),
             watermark=decode_value(data.get("watermark")),
+            partition=KeySlice.from_json(partition) if partition else None,
         )
 
     def label(self) -> str:
-        """A stable text form of where the range starts, for the append ledger."""
-        return boundary_label(self.start, self.start_key or (), inclusive=self.start_inclusive)
+        """A stable text form of where the range starts, for the append ledger; a partition's range is
+        labelled apart from its siblings, which start at the same place."""
+        label = boundary_label(self.start, self.start_key or (), inclusive=self.start_inclusive)
+        if self.partition is None:
+            return label
+        label = f"{label}#{self.partition.name}"
+        return (
+            label
+            if len(label) <= MAX_LABEL_LENGTH
+            else "sha256:" + hashlib.sha256(label.encode()).hexdigest()
+        )
 
 
 def boundary_label(cursor: Any, key: tuple[Any, ...], inclusive: bool = False) -> str:

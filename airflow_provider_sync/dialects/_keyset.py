@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._names import SQLNames
 from .types import Binder, KeysetBounds, Query, TableRef
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.core.partitions import KeySlice
 
 
 class KeysetSQL(SQLNames):
@@ -50,7 +53,30 @@ class KeysetSQL(SQLNames):
             parts.append(f"{cursor} <= {bind(bounds.upto_cursor)}")
         if bounds.before_cursor is not None:
             parts.append(f"{cursor} < {bind(bounds.before_cursor)}")
+        if bounds.key_slice is not None:
+            parts.append(self.slice_predicate(bounds.key_slice, bind))
         return " AND ".join(parts)
+
+    def slice_predicate(self, key_slice: KeySlice, bind: Binder) -> str:
+        """``(col >= :low AND col < :high)`` for one partition, ``OR col IS NULL`` in the one taking NULLs."""
+        column = self.quote(key_slice.column)
+        parts = []
+        if key_slice.low is not None:
+            parts.append(f"{column} >= {bind(key_slice.low)}")
+        if key_slice.high is not None:
+            parts.append(f"{column} < {bind(key_slice.high)}")
+        inside = " AND ".join(parts) or f"{column} IS NOT NULL"
+        return f"({inside} OR {column} IS NULL)" if key_slice.nulls else f"({inside})"
+
+    def column_range_query(
+        self, source: TableRef | str, column: str, cursor_column: str | None, bounds: KeysetBounds
+    ) -> Query:
+        """``SELECT MIN(column), MAX(column)`` over the rows inside ``bounds`` (all rows without a cursor):
+        where a partitioned read cuts its slices."""
+        bind = Binder(self.capabilities.param_style)
+        where = f" WHERE {self.keyset_predicate(cursor_column, (), bounds, bind)}" if cursor_column else ""
+        quoted = self.quote(column)
+        return bind.query(f"SELECT MIN({quoted}), MAX({quoted}) FROM {self.source_sql(source)}{where}")
 
     def _row_greater(self, columns: Sequence[str], values: Sequence[Any], bind: Binder) -> str:
         quoted = [self.quote(c) for c in columns]
@@ -116,7 +142,16 @@ class KeysetSQL(SQLNames):
         clause = f" WHERE {where}" if where else ""
         return Query(f"SELECT COUNT(*) FROM {self.source_sql(source)}{clause}")
 
-    def full_query(self, source: TableRef | str, columns: Sequence[str], key_columns: Sequence[str]) -> Query:
-        """Every row of the source, ordered by key when keys are given (strategy ``full``)."""
+    def full_query(
+        self,
+        source: TableRef | str,
+        columns: Sequence[str],
+        key_columns: Sequence[str],
+        key_slice: KeySlice | None = None,
+    ) -> Query:
+        """Every row of the source (of one partition, with ``key_slice``), ordered by key when keys are
+        given (strategy ``full``)."""
+        bind = Binder(self.capabilities.param_style)
+        where = f" WHERE {self.slice_predicate(key_slice, bind)}" if key_slice is not None else ""
         order = f" ORDER BY {self.column_list(key_columns)}" if key_columns else ""
-        return Query(f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)}{order}")
+        return bind.query(f"SELECT {self.column_list(columns)} FROM {self.source_sql(source)}{where}{order}")

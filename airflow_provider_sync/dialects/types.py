@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .declared import DeclaredType
 
 ParamStyle = Literal["qmark", "format", "pyformat", "named", "numeric"]
@@ -71,6 +73,7 @@ class KeysetBounds:
         (a lag window or the start of a data interval).
     Upper bounds: ``cursor <= upto_cursor`` (the high-water mark, or a configured end value) and
     ``cursor < before_cursor`` (the exclusive end of a data interval).
+    ``key_slice``: only the rows of one partition (``low <= column < high``, or NULL in the first).
     """
 
     after_cursor: Any = None
@@ -78,6 +81,7 @@ class KeysetBounds:
     after_inclusive: bool = False
     upto_cursor: Any = None
     before_cursor: Any = None
+    key_slice: KeySlice | None = None
 
 
 @dataclass(frozen=True)

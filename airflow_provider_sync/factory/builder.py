@@ -8,12 +8,18 @@ types are looked up in the step registry, so this module never names a particula
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.config.pipeline import AssetSchedule
 from airflow_provider_sync.config.resolve import Pipeline
 from airflow_provider_sync.config.resolved import TableSpec
-from airflow_provider_sync.operators.stages import FUSED_OPERATOR, table_stages
+from airflow_provider_sync.operators.stages import (
+    FUSED_OPERATOR,
+    PLAN_OPERATOR,
+    after_partition_stages,
+    table_stages,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -130,16 +136,19 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
     spec = table.model_dump(mode="json")
     with TaskGroup(group_id=table.name, tooltip=f"{_source_label(table)} → {table.target.table}") as group:
         common = {"table_spec": spec, "pipeline_info": info}
-        if table.execution == "fused":
+        if table.source.partitions is not None:
+            tasks = _partitioned_tasks(table, common)
+        elif table.execution == "fused":
             tasks = [_import(FUSED_OPERATOR)(task_id="sync", pool=table.pool, **common)]
         else:
             tasks = []
             for stage in table_stages(table):
                 pool = {"pool": table.pool} if stage.task_id == "extract" else {}
-                operator = _import(stage.operator)(task_id=stage.task_id, **common, **stage.arguments, **pool)
-                if tasks:
-                    tasks[-1] >> operator
-                tasks.append(operator)
+                tasks.append(
+                    _import(stage.operator)(task_id=stage.task_id, **common, **stage.arguments, **pool)
+                )
+        for upstream, downstream in pairwise(tasks):
+            upstream >> downstream
         if table.wait_for_rows is not None:
             wait = table.wait_for_rows
             sensor = _import(SENSOR_OPERATOR)(
@@ -153,6 +162,22 @@ def build_table_group(table: TableSpec, info: dict[str, Any]) -> Any:
             )
             sensor >> tasks[0]
     return group
+
+
+def _partitioned_tasks(table: TableSpec, common: dict[str, Any]) -> list[Any]:
+    """plan → one mapped ``sync`` per key range (extract → steps → load) → commit_watermark → audit."""
+    from airflow_provider_sync.operators.load import target_asset
+
+    plan = _import(PLAN_OPERATOR)(task_id="plan", pool=table.pool, **common)
+    # A mapped task's outlets are read from its partial arguments when the DAG is serialized.
+    partitions = _import(FUSED_OPERATOR).partial(
+        task_id="sync", pool=table.pool, outlets=[target_asset(table)], scope="partition", **common
+    )
+    sync = partitions.expand(partition_range=plan.output)
+    after = [
+        _import(s.operator)(task_id=s.task_id, **common, **s.arguments) for s in after_partition_stages()
+    ]
+    return [plan, sync, *after]
 
 
 def _source_label(table: TableSpec) -> str:

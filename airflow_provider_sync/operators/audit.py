@@ -119,6 +119,10 @@ class AuditLogOperator(SyncTableOperator):
         from datetime import datetime, timezone
 
         manifest = self.upstream_value(context, self.manifest_task_id) or {}
+        if isinstance(manifest, (list, tuple)):  # the loads of a partitioned read, one per partition
+            from airflow_provider_sync.pipeline.partitions import merge_partition_manifests
+
+            manifest = merge_partition_manifests(list(manifest)).to_json()
         watermark = self.upstream_value(context, self.input_task_id) or {}
         values = run_values(manifest.get("history") or [])
         dag_run = context.get("dag_run")

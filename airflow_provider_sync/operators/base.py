@@ -33,9 +33,10 @@ def default_staging_base() -> str:
 
 @dataclass
 class StepOutcome:
-    """What a step hands on: its XCom value, and the counts that go into its audit row."""
+    """What a step hands on: its XCom value (JSON: a manifest, or the list a mapped task expands over),
+    and the counts that go into its audit row."""
 
-    xcom: dict[str, Any]
+    xcom: Any
     audit: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,6 +64,9 @@ class SyncTableOperator(BaseOperator):
         self.input_task_id = input_task_id
         #: The earlier stages' return values by task id, when this stage runs inside a fused task.
         self.handed_values: dict[str, Any] | None = None
+        #: The range of the partition this stage works on (an ``ExtractRange`` as JSON, with its key
+        #: slice), when it runs inside one task of a partitioned read.
+        self.partition_range: dict[str, Any] | None = None
 
     @cached_property
     def table(self) -> TableSpec:
@@ -99,10 +103,17 @@ class SyncTableOperator(BaseOperator):
         staging = self.table.staging
         return staging_root(staging.base or default_staging_base(), staging.conn_id)
 
+    def of_partition(self, name: str) -> str:
+        """``name`` as this stage's partition knows it (``validate#p2of8``): partitions of one run stage
+        files and quarantine rows apart, so a retried partition replaces only its own."""
+        key_slice = (self.partition_range or {}).get("partition")
+        return name if not key_slice else f"{name}#p{key_slice['index']}of{key_slice['count']}"
+
     def step_directory(self, context: Context, step: str) -> Any:
         from airflow_provider_sync.staging.files import step_dir
 
-        return step_dir(self.staging_root(), self.pipeline_dag_id, context["run_id"], self.table.name, step)
+        run_id, step = context["run_id"], self.of_partition(step)
+        return step_dir(self.staging_root(), self.pipeline_dag_id, run_id, self.table.name, step)
 
     def input_manifest(self, context: Context) -> Manifest:
         from airflow_provider_sync.errors import TerminalError
@@ -113,6 +124,10 @@ class SyncTableOperator(BaseOperator):
             raise TerminalError(
                 f"no manifest from upstream task {self.input_task_id!r}; clear and re-run that task first"
             )
+        if isinstance(data, (list, tuple)):  # the loads of a partitioned read, one per partition
+            from airflow_provider_sync.pipeline.partitions import merge_partition_manifests
+
+            return merge_partition_manifests(list(data))
         return Manifest.from_json(data)
 
     def upstream_value(self, context: Context, task_id: str | None) -> Any:
@@ -131,10 +146,10 @@ class SyncTableOperator(BaseOperator):
     def run(self, context: Context) -> StepOutcome:
         raise NotImplementedError
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> Any:
         return self.execute_stage(context)
 
-    def execute_stage(self, context: Context) -> dict[str, Any]:
+    def execute_stage(self, context: Context) -> Any:
         """Run this stage with its audit row; the fused operator calls it for each stage it runs."""
         from airflow_provider_sync.operators.audit import start_record, write_audit
 

@@ -9,9 +9,17 @@ from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.pipeline.specs import ExtractSpec
 
 BACKFILL_RUN_TYPE = "backfill"
+
+
+def reads_interval(context: Context, table: TableSpec) -> bool:
+    """Whether this run reads its data interval (a backfill, or ``mode: interval``), not the watermark."""
+    dag_run = context.get("dag_run")
+    run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")))
+    return run_type == BACKFILL_RUN_TYPE or table.incremental.mode == "interval"
 
 
 class IncrementalExtractOperator(SyncTableOperator):
@@ -34,9 +42,7 @@ class IncrementalExtractOperator(SyncTableOperator):
         return OperatorLineage(inputs=[] if self.table.source.files else self.source_lineage())
 
     def reads_interval(self, context: Context) -> bool:
-        dag_run = context.get("dag_run")
-        run_type = str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", "")))
-        return run_type == BACKFILL_RUN_TYPE or self.table.incremental.mode == "interval"
+        return reads_interval(context, self.table)
 
     def prepare(self, context: Context) -> None:
         files = self.table.source.files
@@ -59,9 +65,14 @@ class IncrementalExtractOperator(SyncTableOperator):
         if self.table.source.files is not None:
             return self.run_files(context)
         spec = self.extract_spec()
-        lower = None
+        lower: Any = None
         interval = None
-        if self.reads_interval(context):
+        if self.partition_range is not None:  # planned once for every partition: no watermark to read
+            from airflow_provider_sync.core.watermark import ExtractRange
+
+            lower = ExtractRange.from_json(self.partition_range)
+            self.log.info("Reading %s", lower.partition.describe() if lower.partition else "the whole range")
+        elif self.reads_interval(context):
             start, end = context.get("data_interval_start"), context.get("data_interval_end")
             if start is None or end is None:
                 raise TerminalError(
@@ -92,7 +103,7 @@ class IncrementalExtractOperator(SyncTableOperator):
             interval=interval,
             logger=self.log,  # type: ignore[arg-type]  # Airflow's logger has the stdlib interface
         )
-        watermark_before = lower.to_json() if lower is not None else None
+        watermark_before = lower.to_json() if lower is not None and self.partition_range is None else None
         audit: dict[str, Any] = {"rows_extracted": manifest.rows, "watermark_before": watermark_before}
         warning = self.check_watermark_ahead(manifest.history[-1].details if manifest.history else {})
         if warning:
@@ -169,7 +180,7 @@ class IncrementalExtractOperator(SyncTableOperator):
         from airflow_provider_sync.pipeline.step_quarantine import StepQuarantine, StepRun
 
         target = self.table.target
-        run = StepRun(self.pipeline_dag_id, context["run_id"], self.table.name, "extract")
+        run = StepRun(self.pipeline_dag_id, context["run_id"], self.table.name, self.of_partition("extract"))
         info = self.connection_info(target.conn_id)
         quarantine = StepQuarantine.open(info, TableRef.parse(str(target.table)), run, conn_id=target.conn_id)
         try:

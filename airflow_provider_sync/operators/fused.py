@@ -12,7 +12,7 @@ make the rows of a load that committed before a crash harmless.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_sync.operators.base import SyncTableOperator
 
@@ -28,15 +28,20 @@ class FusedSyncOperator(SyncTableOperator):
     ui_color = "#d9ecf2"
     audit_step = "sync"
 
-    def __init__(self, **kwargs: Any) -> None:
-        from airflow.sdk import Asset
-
-        from airflow_provider_sync.operators.load import target_asset_uri
+    def __init__(
+        self, *, scope: Literal["table", "partition"] = "table", partition_range: Any = None, **kwargs: Any
+    ) -> None:
+        from airflow_provider_sync.operators.load import target_asset
 
         super().__init__(**kwargs)
-        target = self.table.target
+        #: ``partition``: one mapped task of a partitioned read, running extract → steps → load over
+        #: ``partition_range`` (None: the whole range past the watermark).
+        self.scope = scope
+        self.partition_range = partition_range
         # The load stage describes the event of this asset; the task that runs it must declare it.
-        self.outlets = [*self.outlets, Asset(target_asset_uri(target.conn_id, target.table))]
+        asset = target_asset(self.table)
+        if asset not in self.outlets:
+            self.outlets = [*self.outlets, asset]
 
     def stage_operator(self, stage: Stage) -> SyncTableOperator:
         """The stage's operator, built for this run only (it belongs to no DAG)."""
@@ -53,13 +58,15 @@ class FusedSyncOperator(SyncTableOperator):
         return operator
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_provider_sync.operators.stages import table_stages
+        from airflow_provider_sync.operators.stages import partition_stages, table_stages
 
         handed: dict[str, Any] = {}
         result: dict[str, Any] = {}
-        for stage in table_stages(self.table):
+        stages = partition_stages(self.table) if self.scope == "partition" else table_stages(self.table)
+        for stage in stages:
             operator = self.stage_operator(stage)
             operator.handed_values = handed
+            operator.partition_range = self.partition_range
             self.log.info("Stage %s", stage.task_id)
             result = operator.execute_stage(context)
             handed[stage.task_id] = result

@@ -11,6 +11,7 @@ from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.pipeline.specs import LoadSpec
 
 
@@ -26,6 +27,13 @@ def target_asset_uri(conn_id: str, table: str) -> str:
     return f"sync://{conn_id}/{table}"
 
 
+def target_asset(table: TableSpec) -> Any:
+    """The Asset of a table's target, which the task running its load declares as an outlet."""
+    from airflow.sdk import Asset
+
+    return Asset(target_asset_uri(table.target.conn_id, table.target.table))
+
+
 class LoadOperator(SyncTableOperator):
     """Loads the upstream manifest's rows. A failure leaves the target as it was (database targets) or
     fails before the watermark moves (broker targets)."""
@@ -34,11 +42,8 @@ class LoadOperator(SyncTableOperator):
     audit_step = "load"
 
     def __init__(self, **kwargs: Any) -> None:
-        from airflow.sdk import Asset
-
         super().__init__(**kwargs)
-        target = self.table.target
-        self.outlets = [*self.outlets, Asset(target_asset_uri(target.conn_id, target.table))]
+        self.outlets = [*self.outlets, target_asset(self.table)]
 
     def load_spec(self) -> LoadSpec:
         from airflow_provider_sync.pipeline.specs import load_spec_for

@@ -22,10 +22,11 @@ LOAD_OPERATOR = f"{_OPERATORS}.load.LoadOperator"
 COMMIT_OPERATOR = f"{_OPERATORS}.watermark.CommitWatermarkOperator"
 AUDIT_OPERATOR = f"{_OPERATORS}.audit.AuditLogOperator"
 FUSED_OPERATOR = f"{_OPERATORS}.fused.FusedSyncOperator"
+PLAN_OPERATOR = f"{_OPERATORS}.partitions.PartitionPlanOperator"
 
 #: Task ids a table group uses for its fixed stages; a step never takes one of them.
 RESERVED_TASK_IDS = frozenset(
-    {"wait_for_rows", "extract", "load", "reconcile", "commit_watermark", "audit", "sync"}
+    {"wait_for_rows", "plan", "extract", "load", "reconcile", "commit_watermark", "audit", "sync"}
 )
 
 
@@ -60,6 +61,24 @@ def table_stages(table: TableSpec) -> list[Stage]:
     arguments = {"input_task_id": "commit_watermark", "manifest_task_id": "load"}
     stages.append(Stage("audit", AUDIT_OPERATOR, arguments))
     return stages
+
+
+#: What runs once per table after the partitions of a partitioned read: each of the others runs in every
+#: partition's ``sync`` task.
+AFTER_PARTITIONS = frozenset({"commit_watermark", "audit"})
+
+
+def partition_stages(table: TableSpec) -> list[Stage]:
+    """What each partition's task runs: extract → the steps → load."""
+    return [stage for stage in table_stages(table) if stage.task_id not in AFTER_PARTITIONS]
+
+
+def after_partition_stages() -> list[Stage]:
+    """commit_watermark and audit over every partition's load (the mapped ``sync`` tasks' values)."""
+    return [
+        Stage("commit_watermark", COMMIT_OPERATOR, {"input_task_id": "sync"}),
+        Stage("audit", AUDIT_OPERATOR, {"input_task_id": "commit_watermark", "manifest_task_id": "sync"}),
+    ]
 
 
 def _unique(name: str, used: set[str]) -> str:

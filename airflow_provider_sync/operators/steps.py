@@ -200,7 +200,8 @@ class RejectSink:
         operator = self.operator
         conn_id = str(operator.table.target.conn_id)
         schema, name = split_table_name(str(operator.table.target.table))
-        run = StepRun(operator.pipeline_dag_id, self.run_id, operator.table.name, operator.step_name)
+        step = operator.of_partition(operator.step_name)
+        run = StepRun(operator.pipeline_dag_id, self.run_id, operator.table.name, step)
         self._quarantine = StepQuarantine.open(
             operator.connection_info(conn_id), TableRef(name, schema), run, conn_id=conn_id
         )

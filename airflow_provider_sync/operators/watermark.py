@@ -51,6 +51,10 @@ class CommitWatermarkOperator(SyncTableOperator):
             self.log.info(
                 "Watermark %s moved from %s to %s", key, describe_json(before), describe_json(after)
             )
+        if self.table.source.partitions is not None:
+            from airflow_provider_sync.operators.partitions import forget_plan
+
+            forget_plan(self.pipeline_dag_id, self.table.name)  # the next first read plans anew
         self.remove_staged_files(context)
         result = {"variable": key, "before": before, "after": after, "rows": manifest.rows}
         return StepOutcome(result, {"watermark_before": before, "watermark_after": after})

@@ -52,6 +52,13 @@ def driver_errors(dialect: Dialect) -> Iterator[None]:
         raise translated from None
 
 
+def source_columns(dialect: Dialect, conn: Any, source: Any) -> list[Column]:
+    """The columns of a source table, or of what a source query returns."""
+    if isinstance(source, str):
+        return dialect.query_columns(conn, source)
+    return dialect.get_columns(conn, source)
+
+
 def _select_columns(spec: ExtractSpec, available: list[Column], keys: list[str]) -> list[Column]:
     """The configured columns, plus the cursor and key columns when left out: the watermark and the
     append ledger need them in the staged data."""
@@ -86,14 +93,14 @@ def _to_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
     return value
 
 
-def _from_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
+def cursor_from_source(value: Any, column: Column, spec: ExtractSpec) -> Any:
     """A cursor value read from the source, normalised for the watermark (UTC for timestamps)."""
     if spec.strategy == "timestamp" and value is not None:
         return normalize_cursor(value, "timestamp", spec.source_timezone)
     return value
 
 
-def _bounds(
+def keyset_bounds(
     range_: ExtractRange, column: Column, spec: ExtractSpec, upto: Any = None, render: Any = None
 ) -> KeysetBounds:
     """The keyset bounds of ``range_``; ``render`` (from the dialect) spells them as the column stores
@@ -109,6 +116,7 @@ def _bounds(
         after_inclusive=range_.start_inclusive,
         upto_cursor=bound(range_.end) if upto is None else upto,
         before_cursor=bound(range_.end_exclusive),
+        key_slice=range_.partition,
     )
 
 
@@ -177,11 +185,7 @@ def _extract(
     try:
         dialect.begin_snapshot(conn)
         source = spec.source
-        available = (
-            dialect.get_columns(conn, source)
-            if not isinstance(source, str)
-            else dialect.query_columns(conn, source)
-        )
+        available = source_columns(dialect, conn, source)
         keys = list(spec.key_columns)
         if not keys and not isinstance(source, str):
             keys = dialect.get_primary_key(conn, source)
@@ -199,11 +203,12 @@ def _extract(
         writer = StageWriter(staging_dir, schema)
         # A table-size estimate only means something when the whole table is read.
         reads_all = range_.start is None and range_.end is None and range_.end_exclusive is None
+        reads_all = reads_all and range_.partition is None
         progress = ProgressReporter(logger, f"extract {spec.label}")
         with writer:
             if spec.strategy == "full":
-                query = dialect.full_query(source, [c.name for c in columns], keys)
-                progress.set_total(estimate_rows_read(dialect, conn, source, query, whole_table=True))
+                query = dialect.full_query(source, [c.name for c in columns], keys, range_.partition)
+                progress.set_total(estimate_rows_read(dialect, conn, source, query, whole_table=reads_all))
                 _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
             else:
                 assert spec.cursor_column is not None
@@ -212,7 +217,7 @@ def _extract(
                 hwm = dialect.scalar(
                     conn,
                     dialect.high_water_mark_query(
-                        source, spec.cursor_column, _bounds(range_, cursor_column, spec, render=render)
+                        source, spec.cursor_column, keyset_bounds(range_, cursor_column, spec, render=render)
                     ),
                 )
                 counters["null_cursor_rows"] = _null_cursor_rows(dialect, conn, spec, source, logger)
@@ -222,7 +227,7 @@ def _extract(
                         [c.name for c in columns],
                         spec.cursor_column,
                         keys,
-                        _bounds(range_, cursor_column, spec, upto=hwm, render=render),
+                        keyset_bounds(range_, cursor_column, spec, upto=hwm, render=render),
                     )
                     estimate = estimate_rows_read(dialect, conn, source, query, whole_table=reads_all)
                     progress.set_total(estimate and estimate + _included_nulls(spec, counters, range_))
@@ -239,10 +244,10 @@ def _extract(
                     )
                     if last_row is not None:
                         last = {
-                            "cursor": encode_value(_from_source(last_row[0], cursor_column, spec)),
+                            "cursor": encode_value(cursor_from_source(last_row[0], cursor_column, spec)),
                             "key": [encode_value(v) for v in last_row[1:]],
                         }
-                    hwm = _from_source(hwm, cursor_column, spec)
+                    hwm = cursor_from_source(hwm, cursor_column, spec)
                 if _included_nulls(spec, counters, range_):
                     query = dialect.null_cursor_query(
                         source, [c.name for c in columns], spec.cursor_column, keys
@@ -289,8 +294,11 @@ def _extract(
 
 
 def _included_nulls(spec: ExtractSpec, counters: dict[str, int], range_: ExtractRange) -> int:
-    """Rows with a NULL cursor this read adds after the range (``include`` policy, not for intervals)."""
+    """Rows with a NULL cursor this read adds after the range (``include`` policy, not for intervals; of a
+    partitioned read, the first partition takes them)."""
     if spec.null_policy != "include" or range_.mode == "interval":
+        return 0
+    if range_.partition is not None and range_.partition.index != 0:
         return 0
     return counters.get("null_cursor_rows", 0)
 

@@ -410,7 +410,10 @@ def _upsert_isolating(
 def _ledger_labels(manifest: Manifest) -> tuple[str, str]:
     range_ = ExtractRange.from_json(manifest.range or {"mode": "full"})
     if range_.mode == "full":
-        return f"full:{manifest.run_id}", f"full:{manifest.run_id}"
+        label = f"full:{manifest.run_id}"
+        if range_.partition is not None:
+            label = f"{label}#{range_.partition.name}"
+        return label, label
     start = range_.label()
     if manifest.last:
         end = boundary_label(

@@ -11,7 +11,7 @@ from airflow_provider_sync.core.watermark import ExtractRange, Watermark
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Query, TableRef
 
-from .extract import _bounds, driver_errors, open_connection, plan_range
+from .extract import driver_errors, keyset_bounds, open_connection, plan_range, source_columns
 from .specs import ExtractSpec
 
 if TYPE_CHECKING:
@@ -67,12 +67,7 @@ def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
         conn: Any = open_connection(dialect, spec)
         try:
             source = spec.source
-            available = (
-                dialect.get_columns(conn, source)
-                if not isinstance(source, str)
-                else dialect.query_columns(conn, source)
-            )
-            by_name = {column.name: column for column in available}
+            by_name = {column.name: column for column in source_columns(dialect, conn, source)}
             if spec.cursor_column not in by_name:
                 from airflow_provider_sync.errors import TerminalError
 
@@ -83,7 +78,7 @@ def has_rows_past(spec: ExtractSpec, lower: Watermark | None) -> bool:
             # Bounds spelled as the extract spells them (SQLite text timestamps compare as text).
             cursor_column = by_name[spec.cursor_column]
             render = dialect.cursor_bound_renderer(conn, source, cursor_column)
-            bounds = _bounds(range_, cursor_column, spec, render=render)
+            bounds = keyset_bounds(range_, cursor_column, spec, render=render)
             query = dialect.keyset_query(
                 source, [spec.cursor_column], spec.cursor_column, keys, bounds, limit=1
             )
