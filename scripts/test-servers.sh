@@ -47,6 +47,9 @@ GRANT ALL ON sync_test.* TO 'sync'@'localhost';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR ON *.* TO 'sync'@'127.0.0.1';
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR ON *.* TO 'sync'@'localhost';
 SET GLOBAL local_infile = 1;
+-- A server started with the binlog on but in STATEMENT or MIXED format: the change capture reads rows.
+SET GLOBAL binlog_format = 'ROW';
+SET GLOBAL binlog_row_image = 'FULL';
 FLUSH PRIVILEGES;
 SQL
   else

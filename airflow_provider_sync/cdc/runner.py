@@ -55,6 +55,8 @@ class CaptureState:
 
     description: str
     warning: str | None = None
+    #: Bytes of change log the server keeps for this capture (PostgreSQL: WAL behind the slot).
+    retained_bytes: int | None = None
 
 
 class ChangeCapture(Protocol):
@@ -99,11 +101,7 @@ class PostgresCapture:
             batch_size=run.batch_size,
             label=run.label,
         )
-        manifest = postgres.capture_to_staging(request, staging_dir)
-        state = self.state(run.source, run.dag_id, run.table)
-        if state.warning:
-            log.warning("%s", state.warning)
-        return manifest
+        return postgres.capture_to_staging(request, staging_dir)
 
     def after_apply(self, run: CaptureRun, manifest: Manifest) -> None:
         from airflow_provider_sync.dialects import postgres_capture as postgres
@@ -139,7 +137,7 @@ class PostgresCapture:
                 f"replication slot {names.slot} retains {retained:,} bytes of WAL on the source: run the "
                 f"pipeline (each run lets the slot advance) or drop it with `airflow-sync cdc drop {dag_id}`"
             )
-        return CaptureState(description, warning)
+        return CaptureState(description, warning, retained)
 
     def drop(self, source: ConnectionInfo, dag_id: str, table: TableRef) -> str:
         from airflow_provider_sync.dialects import postgres_capture as postgres

@@ -77,4 +77,20 @@ class ChangeCaptureOperator(SyncTableOperator):
             counters,
         )
         audit: dict[str, Any] = {"rows_extracted": manifest.rows, "watermark_before": run.applied}
+        audit.update(self.capture_costs(capture, run, manifest.high_water_mark))
         return StepOutcome(manifest.to_json(), audit)
+
+    def capture_costs(self, capture: Any, run: CaptureRun, position: Any) -> dict[str, Any]:
+        """The position reached and the change log the source retains for it, for the capture's audit row;
+        a warning too when the retained log grows past the threshold (a slot that is not advanced keeps
+        WAL on the source's disk until it fills)."""
+        state = capture.state(run.source, run.dag_id, run.table)
+        self.log.info("%s", state.description)
+        reached: dict[str, Any] = {"position": position}
+        if state.retained_bytes is not None:
+            reached["retained_bytes"] = state.retained_bytes
+        costs: dict[str, Any] = {"watermark_after": reached}
+        if state.warning:
+            self.log.warning("%s", state.warning)
+            costs["warnings"] = [state.warning]
+        return costs

@@ -4,6 +4,7 @@ target equals the source after every run."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,16 @@ def _run_row(target: Path, run_id: str) -> tuple[Any, ...]:
             "WHERE run_id = ? AND step = 'run'",
             (run_id,),
         ).fetchone()
+
+
+def _capture_row(target: Path, run_id: str) -> tuple[Any, Any]:
+    """The position the capture reached (with the change log retained for it) and its warnings."""
+    with sqlite3.connect(target) as db:
+        reached, warnings = db.execute(
+            "SELECT watermark_after, warnings FROM sync_audit WHERE run_id = ? AND step = 'extract'",
+            (run_id,),
+        ).fetchone()
+    return json.loads(reached), None if warnings is None else json.loads(warnings)
 
 
 class PostgresSource:
@@ -156,14 +167,21 @@ def test_a_cdc_pipeline_keeps_the_target_equal_to_its_source(
     assert (status, loaded, deleted) == ("success", 3, 2)
     assert extracted >= 5
 
+    # Any WAL retained counts as too much here: the capture's audit row and `status` both warn.
+    monkeypatch.setattr("airflow_provider_sync.cdc.runner.RETAINED_WAL_WARNING_BYTES", -1)
     quiet = _run(configs, source.dag_id)  # nothing changed: nothing applied, the position still moves on
     assert quiet.state == "success" and _run_row(target, quiet.run_id)[2:] == (0, 0)
+    reached, warnings = _capture_row(target, quiet.run_id)
+    postgres = source.dag_id.startswith("cdc_postgres")
+    assert reached["position"] and ("retained_bytes" in reached) == postgres
+    assert (warnings is not None and "retains" in warnings[0]) == postgres
 
     capsys.readouterr()
     assert cli(["status", source.dag_id]) == 0
     shown = capsys.readouterr().out
     assert "position " in shown
-    assert ("slot sync_" in shown) == (source.dag_id.startswith("cdc_postgres"))
+    assert ("slot sync_" in shown) == postgres
+    assert ("airflow-sync cdc drop" in shown) == postgres, shown
 
     assert cli(["cdc", "drop", source.dag_id]) == 0
     assert "the next run takes a new snapshot" in capsys.readouterr().out

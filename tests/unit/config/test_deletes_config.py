@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,35 @@ def test_the_flag_must_be_read_from_the_source(tmp_path: Path) -> None:
             "tables:\n  - name: items\n    source: {columns: [id, updated_at]}\n",
         )
     assert "'is_deleted' must also be listed in source.columns" in str(error.value)
+
+
+def test_keep_flagged_loads_the_flag_instead_of_deleting(tmp_path: Path) -> None:
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.pipeline.specs import load_spec_for
+
+    pipeline: Any = _load(
+        tmp_path,
+        "target: {conn_id: dst, keys: [id]}\ndeletes: {soft_delete_column: is_deleted}\n"
+        "tables:\n  - name: items\n  - name: archived\n    deletes: {keep_flagged: true}\n",
+    )
+    items, archived = pipeline.tables
+    info = ConnectionInfo("sqlite", database=str(tmp_path / "t.db"))
+    assert load_spec_for(items, "soft_deletes", info).soft_delete_column == "is_deleted"
+    assert load_spec_for(archived, "soft_deletes", info).soft_delete_column is None
+
+
+def test_cdc_into_a_target_without_transactions_is_refused(tmp_path: Path) -> None:
+    """ClickHouse has no transaction to hold a change set and its position together."""
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.errors import TerminalError
+    from airflow_provider_sync.pipeline.specs import load_spec_for
+
+    path = tmp_path / "cdc.yaml"
+    path.write_text(
+        "version: 1\ndag_id: cdc_ch\nsource: {conn_id: src, table: public.items}\n"
+        "target: {conn_id: dst, keys: [id]}\nincremental: {strategy: cdc}\n",
+        encoding="utf-8",
+    )
+    (table,) = load_pipeline(path).tables  # type: ignore[attr-defined]
+    with pytest.raises(TerminalError, match="load into a transactional database or publish to Kafka"):
+        load_spec_for(table, "cdc_ch", ConnectionInfo("clickhouse", host="localhost"))
