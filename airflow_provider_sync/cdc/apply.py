@@ -31,7 +31,7 @@ from airflow_provider_sync.dialects.base import Dialect
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError
 from airflow_provider_sync.pipeline.extract import driver_errors, open_connection
-from airflow_provider_sync.pipeline.load import check_compatible
+from airflow_provider_sync.pipeline.load_parts import check_compatible
 from airflow_provider_sync.pipeline.ownership import claim_target
 from airflow_provider_sync.pipeline.specs import LoadSpec
 from airflow_provider_sync.staging.files import read_manifest

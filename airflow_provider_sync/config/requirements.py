@@ -10,36 +10,41 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_sync.config.loader import PathKey
+from airflow_provider_sync.config.resolved import INCREMENTAL_DEFAULTS, TARGET_DEFAULTS
 
 
 def table_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     """What a table needs once file and table settings are merged."""
-    problems: list[tuple[PathKey, str]] = []
-    source, target = merged.get("source", {}), merged.get("target", {})
-    incremental = merged.get("incremental", {})
+    source = merged.get("source", {})
+    strategy = merged.get("incremental", {}).get("strategy", "full")
+    problems = _endpoint_requirements(merged) + _delete_requirements(merged)
     if source.get("files"):
         problems.extend(_file_requirements(merged))
-    elif not source.get("conn_id"):
-        problems.append(
-            (
-                ("source", "conn_id"),
-                "required key 'conn_id' is missing: name the Airflow connection to read from",
-            )
-        )
+    if source.get("partitions"):
+        problems.extend(_partition_requirements(merged))
+    if strategy == "cdc":
+        problems.extend(_cdc_requirements(merged))
+    else:
+        problems.extend(_cursor_requirements(merged))
+    return problems
+
+
+def _endpoint_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """Where rows come from and go to, and the keys the load mode needs."""
+    problems: list[tuple[PathKey, str]] = []
+    source, target = merged.get("source", {}), merged.get("target", {})
+    if not source.get("files") and not source.get("conn_id"):
+        missing = "required key 'conn_id' is missing: name the Airflow connection to read from"
+        problems.append((("source", "conn_id"), missing))
     if not source.get("table") and not source.get("query") and not source.get("files"):
         problems.append((("source",), "give 'table' or 'query' (or 'files') to say what to read"))
     if not target.get("conn_id"):
-        problems.append(
-            (
-                ("target", "conn_id"),
-                "required key 'conn_id' is missing: name the Airflow connection to write to",
-            )
-        )
+        missing = "required key 'conn_id' is missing: name the Airflow connection to write to"
+        problems.append((("target", "conn_id"), missing))
     if not target.get("table") and not source.get("table"):
         kind = "files" if source.get("files") else "a query"
         problems.append((("target", "table"), f"required when the source is {kind}"))
-    mode = target.get("mode", "upsert")
-    if mode == "upsert" and not target.get("keys"):
+    if _mode(merged) == "upsert" and not target.get("keys"):
         problems.append(
             (
                 ("target", "keys"),
@@ -47,8 +52,20 @@ def table_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
                 "(or use mode 'append' or 'replace')",
             )
         )
-    deletes = merged.get("deletes", {})
-    if deletes.get("soft_delete_column") and not deletes.get("keep_flagged") and mode != "upsert":
+    return problems
+
+
+def _mode(merged: dict[str, Any]) -> str:
+    return str(merged.get("target", {}).get("mode", TARGET_DEFAULTS["mode"]))
+
+
+def _delete_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """``deletes``: soft deletes and reconcile delete by key, so they need an upsert by key."""
+    problems: list[tuple[PathKey, str]] = []
+    source, deletes, mode = merged.get("source", {}), merged.get("deletes", {}), _mode(merged)
+    strategy = merged.get("incremental", {}).get("strategy")
+    flag = deletes.get("soft_delete_column")
+    if flag and not deletes.get("keep_flagged") and mode != "upsert":
         problems.append(
             (
                 ("deletes", "soft_delete_column"),
@@ -57,7 +74,7 @@ def table_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
             )
         )
     if deletes.get("reconcile") is not None:
-        if source.get("query") or source.get("files") or incremental.get("strategy") == "cdc":
+        if source.get("query") or source.get("files") or strategy == "cdc":
             problems.append(
                 (
                     ("deletes", "reconcile"),
@@ -66,19 +83,22 @@ def table_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
                 )
             )
         elif mode != "upsert":
-            problems.append(
-                (
-                    ("deletes", "reconcile"),
-                    f"reconcile deletes by key: use mode 'upsert' with keys, not {mode!r}",
-                )
-            )
+            wrong = f"reconcile deletes by key: use mode 'upsert' with keys, not {mode!r}"
+            problems.append((("deletes", "reconcile"), wrong))
     columns = source.get("columns")
-    flag = deletes.get("soft_delete_column")
-    if flag and columns and flag not in columns and incremental.get("strategy") != "cdc":
+    if flag and columns and flag not in columns and strategy != "cdc":
         problems.append(
             (("deletes", "soft_delete_column"), f"{flag!r} must also be listed in source.columns")
         )
-    if incremental.get("lag") and mode == "append":
+    return problems
+
+
+def _cursor_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
+    """A cursor strategy needs its column and a tie-break key; ``full`` has no interval to read."""
+    problems: list[tuple[PathKey, str]] = []
+    incremental, target = merged.get("incremental", {}), merged.get("target", {})
+    strategy = incremental.get("strategy", INCREMENTAL_DEFAULTS["strategy"])
+    if incremental.get("lag") and _mode(merged) == "append":
         problems.append(
             (
                 ("incremental", "lag"),
@@ -86,31 +106,26 @@ def table_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
                 "insert twice; use mode 'upsert' (or drop lag)",
             )
         )
-    if source.get("partitions"):
-        problems.extend(_partition_requirements(merged))
-    strategy = incremental.get("strategy", "full")
-    if strategy == "cdc":
-        problems.extend(_cdc_requirements(merged))
-    elif strategy != "full":
-        if not incremental.get("column"):
-            problems.append(
-                (
-                    ("incremental", "column"),
-                    f"strategy {strategy!r} needs 'column': the cursor "
-                    "column whose growth marks new or changed rows",
-                )
-            )
-        if not incremental.get("key") and not target.get("keys"):
-            problems.append(
-                (
-                    ("incremental", "key"),
-                    "give 'key' (tie-break columns) or target 'keys', so rows "
-                    "sharing a cursor value are never skipped between batches",
-                )
-            )
-    elif incremental.get("mode") == "interval":
+    if strategy == "full":
+        if incremental.get("mode") == "interval":
+            wrong = "mode 'interval' needs a strategy with a cursor column, not 'full'"
+            problems.append((("incremental", "mode"), wrong))
+        return problems
+    if not incremental.get("column"):
         problems.append(
-            (("incremental", "mode"), "mode 'interval' needs a strategy with a cursor column, not 'full'")
+            (
+                ("incremental", "column"),
+                f"strategy {strategy!r} needs 'column': the cursor "
+                "column whose growth marks new or changed rows",
+            )
+        )
+    if not incremental.get("key") and not target.get("keys"):
+        problems.append(
+            (
+                ("incremental", "key"),
+                "give 'key' (tie-break columns) or target 'keys', so rows "
+                "sharing a cursor value are never skipped between batches",
+            )
         )
     return problems
 
@@ -162,7 +177,7 @@ CDC_STEPS = ("mask", "encrypt")
 def _cdc_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
     """What ``strategy: cdc`` needs: a table (not a query), keys to apply changes by, value-only steps."""
     problems: list[tuple[PathKey, str]] = []
-    source, target, incremental = merged.get("source", {}), merged.get("target", {}), merged["incremental"]
+    source, incremental = merged.get("source", {}), merged["incremental"]
     if source.get("query"):
         problems.append((("source", "query"), "strategy 'cdc' reads a table's change log: give 'table'"))
     if incremental.get("column"):
@@ -173,7 +188,7 @@ def _cdc_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]:
         problems.append(
             (("wait_for_rows",), "strategy 'cdc' reads whatever the change log holds: remove wait_for_rows")
         )
-    mode = target.get("mode", "upsert")
+    mode = _mode(merged)
     if mode != "upsert":
         problems.append(
             (("target", "mode"), f"strategy 'cdc' applies changes by key: use mode 'upsert', not {mode!r}")
@@ -213,7 +228,7 @@ def _partition_requirements(merged: dict[str, Any]) -> list[tuple[PathKey, str]]
         problems.append((path, "files are read file by file; partitions cut a database table by key"))
     if incremental.get("strategy") == "cdc":
         problems.append((path, "strategy cdc reads the change log in order; it cannot be partitioned"))
-    if target.get("mode") == "replace":
+    if _mode(merged) == "replace":
         problems.append(
             (
                 path,

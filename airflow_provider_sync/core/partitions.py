@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from airflow_provider_sync.core.watermark import decode_value, encode_value
+from airflow_provider_sync.core.values import decode_value, encode_value
 
 
 @dataclass(frozen=True)

@@ -8,86 +8,23 @@ small type tags.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from airflow_provider_sync.core.values import decode_value, describe_json, encode_value, value_text
 from airflow_provider_sync.core.vocabulary import STRATEGIES, Strategy
 from airflow_provider_sync.errors import WatermarkError
 
-__all__ = ["STRATEGIES", "Strategy"]
+# The JSON value codec moved to core.values; its names stay importable from here.
+__all__ = ["STRATEGIES", "Strategy", "decode_value", "describe_json", "encode_value", "value_text"]
 UTC = dt.timezone.utc
 #: Ledger range labels longer than this are replaced by a hash so they fit an indexable column.
 MAX_LABEL_LENGTH = 180
-
-
-# --------------------------------------------------------------------------- JSON values
-def encode_value(value: Any) -> Any:
-    """A JSON-safe form of one cursor or key value (tagged when JSON has no such type)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return {"float": repr(value)}
-    if isinstance(value, Decimal):
-        return {"decimal": str(value)}
-    if isinstance(value, dt.datetime):
-        return {"timestamp": value.isoformat()}
-    if isinstance(value, dt.date):
-        return {"date": value.isoformat()}
-    if isinstance(value, dt.time):
-        return {"time": value.isoformat()}
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"bytes": base64.b64encode(bytes(value)).decode("ascii")}
-    raise WatermarkError(
-        f"a cursor or key value of type {type(value).__name__} cannot be stored in a watermark; use a "
-        "timestamp, integer, decimal, date or string column"
-    )
-
-
-def decode_value(value: Any) -> Any:
-    """Inverse of :func:`encode_value`."""
-    if isinstance(value, dict) and len(value) == 1:
-        ((tag, text),) = value.items()
-        decoders: dict[str, Callable[[str], Any]] = {
-            "float": float,
-            "decimal": Decimal,
-            "timestamp": dt.datetime.fromisoformat,
-            "date": dt.date.fromisoformat,
-            "time": dt.time.fromisoformat,
-            "bytes": lambda t: base64.b64decode(t.encode("ascii")),
-        }
-        if tag in decoders:
-            return decoders[tag](text)
-    if isinstance(value, list):
-        return tuple(decode_value(v) for v in value)
-    return value
-
-
-def value_text(value: Any) -> str:
-    """A cursor or key value as log text: ISO for times and dates, plain digits for numbers (never a
-    Python repr such as ``datetime.datetime(...)``)."""
-    if isinstance(value, (dt.datetime, dt.date, dt.time)):
-        return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(bytes(value))} bytes>"
-    return str(value)
-
-
-def describe_json(data: Any) -> str:
-    """Log text for a watermark or boundary in its JSON form (``{"cursor": ..., "key": [...]}``)."""
-    if data is None:
-        return "none"
-    if not isinstance(data, dict) or "cursor" not in data:  # a single encoded value
-        return value_text(decode_value(data))
-    text = value_text(decode_value(data.get("cursor")))
-    keys = data.get("key") or ()
-    return f"{text} key {', '.join(value_text(decode_value(v)) for v in keys)}" if keys else text
 
 
 def _utc_now() -> dt.datetime:

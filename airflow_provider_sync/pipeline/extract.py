@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.core.watermark import (
@@ -165,6 +165,28 @@ def extract_to_staging(
         return _extract(spec, dialect, range_, staging_dir, dag_id, run_id, table, step, logger, on_batch)
 
 
+@dataclass
+class _Read:
+    """One extraction in progress: its snapshot connection, the columns it stages and where they go."""
+
+    spec: ExtractSpec
+    dialect: Dialect
+    conn: Any
+    columns: list[Column]
+    keys: list[str]
+    writer: Any
+    progress: ProgressReporter
+    on_batch: Callable[[pa.RecordBatch], None] | None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def stream(self, query: Any, track: list[str] | None = None) -> list[Any] | None:
+        return _stream(self.dialect, self.conn, query, self.columns, self.spec, self.writer, self.progress,
+                       self.on_batch, track=track)  # fmt: skip
+
+
 def _extract(
     spec: ExtractSpec,
     dialect: Dialect,
@@ -177,9 +199,8 @@ def _extract(
     logger: logging.Logger,
     on_batch: Callable[[pa.RecordBatch], None] | None,
 ) -> Manifest:
+    from airflow_provider_sync.dialects._arrow import schema_of
     from airflow_provider_sync.staging.files import StageWriter
-
-    from .probe import estimate_rows_read  # probe builds on this module
 
     conn = open_connection(dialect, spec)
     try:
@@ -194,103 +215,111 @@ def _extract(
             replace(c, declared=dialect.declared_type(c.db_type))
             for c in _select_columns(spec, available, keys)
         ]
-        from airflow_provider_sync.dialects._arrow import schema_of
-
         schema = schema_of(columns)
-        counters: dict[str, int] = {}
-        hwm: Any = None
-        last: dict[str, Any] | None = None
-        writer = StageWriter(staging_dir, schema)
-        # A table-size estimate only means something when the whole table is read.
-        reads_all = range_.start is None and range_.end is None and range_.end_exclusive is None
-        reads_all = reads_all and range_.partition is None
         progress = ProgressReporter(logger, f"extract {spec.label}")
-        with writer:
+        read = _Read(spec, dialect, conn, columns, keys, StageWriter(staging_dir, schema), progress, on_batch)
+        with read.writer:
             if spec.strategy == "full":
-                query = dialect.full_query(source, [c.name for c in columns], keys, range_.partition)
-                progress.set_total(estimate_rows_read(dialect, conn, source, query, whole_table=reads_all))
-                _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
+                hwm, last, counters = _read_all(read, range_)
             else:
-                assert spec.cursor_column is not None
-                cursor_column = {c.name: c for c in available}[spec.cursor_column]
-                render = dialect.cursor_bound_renderer(conn, source, cursor_column)
-                hwm = dialect.scalar(
-                    conn,
-                    dialect.high_water_mark_query(
-                        source, spec.cursor_column, keyset_bounds(range_, cursor_column, spec, render=render)
-                    ),
-                )
-                counters["null_cursor_rows"] = _null_cursor_rows(dialect, conn, spec, source, logger)
-                if hwm is not None:
-                    query = dialect.keyset_query(
-                        source,
-                        [c.name for c in columns],
-                        spec.cursor_column,
-                        keys,
-                        keyset_bounds(range_, cursor_column, spec, upto=hwm, render=render),
-                    )
-                    estimate = estimate_rows_read(dialect, conn, source, query, whole_table=reads_all)
-                    progress.set_total(estimate and estimate + _included_nulls(spec, counters, range_))
-                    last_row = _stream(
-                        dialect,
-                        conn,
-                        query,
-                        columns,
-                        spec,
-                        writer,
-                        progress,
-                        on_batch,
-                        track=[spec.cursor_column, *keys],
-                    )
-                    if last_row is not None:
-                        last = {
-                            "cursor": encode_value(cursor_from_source(last_row[0], cursor_column, spec)),
-                            "key": [encode_value(v) for v in last_row[1:]],
-                        }
-                    hwm = cursor_from_source(hwm, cursor_column, spec)
-                if _included_nulls(spec, counters, range_):
-                    query = dialect.null_cursor_query(
-                        source, [c.name for c in columns], spec.cursor_column, keys
-                    )
-                    _stream(dialect, conn, query, columns, spec, writer, progress, on_batch)
+                hwm, last, counters = _read_cursor_range(read, range_, available, logger)
         progress.finish()
     finally:
         try:
             conn.rollback()
         finally:
             conn.close()
-    counters["rows"] = writer.rows
+    counters["rows"] = read.writer.rows
+    return _manifest(read, range_, hwm, last, counters, (dag_id, run_id, table or spec.label, step))
+
+
+def _manifest(
+    read: _Read,
+    range_: ExtractRange,
+    hwm: Any,
+    last: dict[str, Any] | None,
+    counters: dict[str, int],
+    run: tuple[str, str, str, str],
+) -> Manifest:
+    """The manifest of a finished read: its files, range, high-water mark and last boundary."""
+    spec, writer = read.spec, read.writer
+    dag_id, run_id, table, step = run
+    details = {
+        "null_cursor_rows": counters.get("null_cursor_rows", 0),
+        "null_policy": spec.null_policy,
+        "seconds": round(read.progress.elapsed, 3),  # reading time: the step's rows/s
+        **watermark_ahead(range_, hwm),
+    }
     return Manifest(
         dag_id=dag_id,
         run_id=run_id,
-        table=table or spec.label,
+        table=table,
         step=step,
         files=writer.files,
         parts=[part.to_json() for part in writer.parts],
         rows=writer.rows,
-        schema=schema_to_text(schema),
+        schema=schema_to_text(writer.schema),
         range=range_.to_json(),
         high_water_mark=encode_value(hwm),
         last=last,
         strategy=spec.strategy,
         cursor_column=spec.cursor_column,
-        key_columns=keys,
+        key_columns=read.keys,
         source_timezone=spec.source_timezone,
         counters=counters,
-        history=[
-            StepRecord(
-                step,
-                writer.rows,
-                writer.rows,
-                details={
-                    "null_cursor_rows": counters.get("null_cursor_rows", 0),
-                    "null_policy": spec.null_policy,
-                    "seconds": round(progress.elapsed, 3),  # reading time: the step's rows/s
-                    **watermark_ahead(range_, hwm),
-                },
-            )
-        ],
+        history=[StepRecord(step, writer.rows, writer.rows, details=details)],
     )
+
+
+def _reads_whole_table(range_: ExtractRange) -> bool:
+    """A table-size estimate only means something when the whole table is read."""
+    bounded = range_.start, range_.end, range_.end_exclusive, range_.partition
+    return all(bound is None for bound in bounded)
+
+
+def _read_all(read: _Read, range_: ExtractRange) -> tuple[Any, None, dict[str, int]]:
+    """Strategy ``full``: every row (of the partition), ordered by key; no high-water mark."""
+    from .probe import estimate_rows_read  # probe builds on this module
+
+    dialect, conn, source = read.dialect, read.conn, read.spec.source
+    query = dialect.full_query(source, read.names, read.keys, range_.partition)
+    read.progress.set_total(
+        estimate_rows_read(dialect, conn, source, query, whole_table=_reads_whole_table(range_))
+    )
+    read.stream(query)
+    return None, None, {}
+
+
+def _read_cursor_range(
+    read: _Read, range_: ExtractRange, available: list[Column], logger: logging.Logger
+) -> tuple[Any, dict[str, Any] | None, dict[str, int]]:
+    """The rows of ``range_`` up to the high-water mark taken now, in ``(cursor, key)`` order, then the
+    NULL-cursor rows when the policy includes them; returns the mark, the last row's boundary, counters."""
+    from .probe import estimate_rows_read  # probe builds on this module
+
+    spec, dialect, conn, source = read.spec, read.dialect, read.conn, read.spec.source
+    assert spec.cursor_column is not None
+    cursor_column = {c.name: c for c in available}[spec.cursor_column]
+    render = dialect.cursor_bound_renderer(conn, source, cursor_column)
+    upper = keyset_bounds(range_, cursor_column, spec, render=render)
+    hwm = dialect.scalar(conn, dialect.high_water_mark_query(source, spec.cursor_column, upper))
+    counters = {"null_cursor_rows": _null_cursor_rows(dialect, conn, spec, source, logger)}
+    last: dict[str, Any] | None = None
+    if hwm is not None:
+        bounds = keyset_bounds(range_, cursor_column, spec, upto=hwm, render=render)
+        query = dialect.keyset_query(source, read.names, spec.cursor_column, read.keys, bounds)
+        estimate = estimate_rows_read(dialect, conn, source, query, whole_table=_reads_whole_table(range_))
+        read.progress.set_total(estimate and estimate + _included_nulls(spec, counters, range_))
+        last_row = read.stream(query, track=[spec.cursor_column, *read.keys])
+        if last_row is not None:
+            last = {
+                "cursor": encode_value(cursor_from_source(last_row[0], cursor_column, spec)),
+                "key": [encode_value(v) for v in last_row[1:]],
+            }
+        hwm = cursor_from_source(hwm, cursor_column, spec)
+    if _included_nulls(spec, counters, range_):
+        read.stream(dialect.null_cursor_query(source, read.names, spec.cursor_column, read.keys))
+    return hwm, last, counters
 
 
 def _included_nulls(spec: ExtractSpec, counters: dict[str, int], range_: ExtractRange) -> int:
