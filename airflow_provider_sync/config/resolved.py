@@ -24,9 +24,14 @@ from airflow_provider_sync.config.sections import (
     TargetConfig,
     WaitForRowsConfig,
 )
-from airflow_provider_sync.core.vocabulary import Execution, LoadMode, NullPolicy, OnLoadError, SyncStrategy
-
-DEFAULT_BATCH_SIZE = 50_000
+from airflow_provider_sync.core.vocabulary import (
+    DEFAULT_BATCH_SIZE,
+    Execution,
+    LoadMode,
+    NullPolicy,
+    OnLoadError,
+    SyncStrategy,
+)
 
 #: Defaults of the target and incremental settings a table did not set (nor its file).
 TARGET_DEFAULTS: dict[str, Any] = {

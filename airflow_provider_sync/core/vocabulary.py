@@ -23,6 +23,9 @@ NULL_POLICIES: Final[tuple[str, ...]] = get_args(NullPolicy)
 OnLoadError = Literal["fail", "quarantine"]
 """What a load does with rows the target rejects."""
 
+DEFAULT_BATCH_SIZE: Final = 50_000
+"""Rows per batch a read hands on (and per staged Arrow batch) when the pipeline does not say."""
+
 Execution = Literal["per_step", "fused"]
 """How a table's stages map onto Airflow tasks: one task each, or one task running them all in turn."""
 

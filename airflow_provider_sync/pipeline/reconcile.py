@@ -16,6 +16,7 @@ from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_sync.core.vocabulary import DEFAULT_BATCH_SIZE
 from airflow_provider_sync.dialects import changes_sql, get_dialect
 from airflow_provider_sync.errors import TerminalError
 
@@ -124,7 +125,7 @@ def reconcile_keys(
     run: Any,
     *,
     max_delete_ratio: float = DEFAULT_MAX_DELETE_RATIO,
-    batch_size: int = 50_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     logger: logging.Logger | None = None,
 ) -> ReconcileResult:
     """Delete ``spec.target`` rows whose ``spec.keys`` are not in ``source_table`` (see the module doc).

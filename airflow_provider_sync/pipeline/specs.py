@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from airflow_provider_sync.core.vocabulary import (
+    DEFAULT_BATCH_SIZE,
     LOAD_MODES,
     NULL_POLICIES,
     STRATEGIES,
@@ -50,7 +51,7 @@ class ExtractSpec:
     lag: dt.timedelta | int | float | Decimal | None = None
     initial_value: Any = None
     end_value: Any = None
-    batch_size: int = 10_000
+    batch_size: int = DEFAULT_BATCH_SIZE
     null_policy: NullPolicy = "exclude"
     source_timezone: str = "UTC"
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)

@@ -62,9 +62,10 @@ class NewRowsSensor(BaseSensorOperator):
         dag_id, table = str(self.pipeline_info["dag_id"]), str(self.table_spec["name"])
         stored = read_in_task(dag_id, table)
         if stored is not None:
-            incremental = self.table_spec.get("incremental") or {}
-            strategy, zone = incremental.get("strategy"), str(incremental.get("source_timezone") or "UTC")
-            parse_stored(dag_id, table, stored, strategy, zone)
+            from airflow_provider_sync.config.resolved import load_table_spec
+
+            incremental = load_table_spec(self.table_spec).incremental
+            parse_stored(dag_id, table, stored, incremental.strategy, incremental.source_timezone)
         return stored
 
     def poke(self, context: Context) -> bool:
