@@ -7,7 +7,9 @@ then times, each from a fresh process:
 
 1. the raw baseline: ``COPY orders TO STDOUT (FORMAT binary) | COPY orders_raw FROM STDIN``, one stream;
 2. the engine in one stream: extract, then load (upsert into an empty target), one after the other;
-3. the engine partitioned: ``plan_partitions`` (one high-water mark, the key slices), then one process per
+3. the engine fused: the extract on a thread streaming each batch into the load (one process), as a
+   fused table without steps runs;
+4. the engine partitioned: ``plan_partitions`` (one high-water mark, the key slices), then one process per
    partition running extract -> load of its slice, all started together, as the mapped ``sync`` tasks of a
    partitioned table run on a worker with that many slots. Its time runs from the plan to the last load.
 
@@ -53,6 +55,42 @@ def task_partition(args: dict[str, Any]) -> dict[str, Any]:
     return {"rows": result.rows_staged, "extract_done": extracted}
 
 
+def task_streamed(args: dict[str, Any]) -> dict[str, Any]:
+    """Extract on a thread streaming into the load, as a fused table without steps runs."""
+    import threading
+
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.pipeline.extract import extract_to_staging
+    from airflow_provider_sync.pipeline.load import load_from_staging
+    from airflow_provider_sync.pipeline.specs import LoadSpec
+    from airflow_provider_sync.pipeline.stream import BatchChannel
+    from airflow_provider_sync.staging.manifest import Manifest, schema_to_text
+
+    channel = BatchChannel()
+
+    def produce() -> None:
+        try:
+            manifest = extract_to_staging(
+                base._extract_spec(), None, Path(args["staging"]), dag_id="bench", run_id="s", table="orders",
+                on_schema=channel.open, on_batch=channel.put,
+            )  # fmt: skip
+            channel.close(manifest)
+        except BaseException as error:
+            channel.fail(error)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    opened = Manifest("bench", "s", "orders", "extract", [], 0, schema_to_text(channel.schema()))
+    target = ConnectionInfo.from_uri(base.PG_URI)
+    spec = LoadSpec(target, table="orders", schema=base.TARGET_SCHEMA, mode="upsert", keys=("id",))
+    try:
+        load_from_staging(spec, opened, batches=iter(channel), before_commit=channel.result)
+    finally:
+        channel.cancel()
+        producer.join()
+    return {"rows": channel.result().rows}
+
+
 def run_partitions(count: int, work: Path) -> tuple[float, int, list[dict[str, Any]]]:
     from airflow_provider_sync.pipeline.partitions import plan_partitions
 
@@ -72,6 +110,14 @@ def run_partitions(count: int, work: Path) -> tuple[float, int, list[dict[str, A
     return time.perf_counter() - started, len(ranges), results
 
 
+def _measure_streamed(work: Path) -> dict[str, Any]:
+    args = json.dumps({"staging": str(work / "streamed")})
+    command = [sys.executable, __file__, "--task", "streamed", "--task-args", args]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=base.REPO, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,10 +127,11 @@ def main() -> None:
     parser.add_argument("--task")
     parser.add_argument("--task-args")
     options = parser.parse_args()
-    if options.task == "partition":
+    if options.task in ("partition", "streamed"):
         base._import_engine()
         started = time.perf_counter()
-        result = task_partition(json.loads(options.task_args))
+        task = task_partition if options.task == "partition" else task_streamed
+        result = task(json.loads(options.task_args))
         result.update(seconds=time.perf_counter() - started, rss_mib=base.peak_rss_mib())
         print(json.dumps(result, default=str))
         return
@@ -110,6 +157,14 @@ def main() -> None:
             f"{raw['seconds'] / one:.2f}x  (extract {extract['seconds']:.2f} s, "
             f"load {load['seconds']:.2f} s, "
             f"peak RSS {max(extract['rss_mib'], load['rss_mib']):.0f} MiB)"
+        )
+        base.drop_postgres_target()
+        streamed = _measure_streamed(work)
+        base.check_same_rows("postgres")
+        print(
+            f"engine, fused (extract streamed into load) {streamed['seconds']:7.2f} s  "
+            f"{rows / streamed['seconds']:>10,.0f} rows/s  {raw['seconds'] / streamed['seconds']:.2f}x  "
+            f"(peak RSS {streamed['rss_mib']:.0f} MiB)"
         )
         base.drop_postgres_target()
         wall, count, results = run_partitions(options.partitions, work)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.pipeline.stream import BatchChannel
     from airflow_provider_sync.staging.manifest import Manifest
 
 STAGING_ENV = "SYNC_STAGING_BASE"
@@ -67,6 +68,9 @@ class SyncTableOperator(BaseOperator):
         #: The range of the partition this stage works on (an ``ExtractRange`` as JSON, with its key
         #: slice), when it runs inside one task of a partitioned read.
         self.partition_range: dict[str, Any] | None = None
+        #: The channel a fused table streams its extract's batches through to its load (None: the load
+        #: reads the staged files).
+        self.stream: BatchChannel | None = None
 
     @cached_property
     def table(self) -> TableSpec:

@@ -102,6 +102,8 @@ class IncrementalExtractOperator(SyncTableOperator):
             table=self.table.name,
             interval=interval,
             logger=self.log,  # type: ignore[arg-type]  # Airflow's logger has the stdlib interface
+            on_schema=self.stream.open if self.stream is not None else None,
+            on_batch=self.stream.put if self.stream is not None else None,
         )
         watermark_before = lower.to_json() if lower is not None and self.partition_range is None else None
         audit: dict[str, Any] = {"rows_extracted": manifest.rows, "watermark_before": watermark_before}

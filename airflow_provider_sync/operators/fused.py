@@ -12,9 +12,10 @@ make the rows of a load that committed before a crash harmless.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_sync.operators.base import SyncTableOperator
+from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,14 +64,76 @@ class FusedSyncOperator(SyncTableOperator):
         handed: dict[str, Any] = {}
         result: dict[str, Any] = {}
         stages = partition_stages(self.table) if self.scope == "partition" else table_stages(self.table)
+        operators = []
         for stage in stages:
             operator = self.stage_operator(stage)
             operator.handed_values = handed
             operator.partition_range = self.partition_range
-            self.log.info("Stage %s", stage.task_id)
+            operators.append(operator)
+        if self.streams():
+            self.log.info("Stages extract and load, streamed")
+            handed["extract"], handed["load"] = self.extract_into_load(context, operators[0], operators[1])
+            operators = operators[2:]
+            result = handed["load"]
+        for operator in operators:
+            self.log.info("Stage %s", operator.task_id)
             result = operator.execute_stage(context)
-            handed[stage.task_id] = result
+            handed[operator.task_id] = result
         return result
+
+    def streams(self) -> bool:
+        """Whether the extract's batches go straight into the load: no step between them, and a load
+        into a transactional database that needs no staged file of its own (``append`` labels its ledger
+        row with the range's end; rows set apart or flagged go through the per-batch paths)."""
+        from airflow_provider_sync.targets import target_for
+
+        table = self.table
+        if table.steps or table.incremental.strategy == "cdc" or table.source.files is not None:
+            return False
+        target = table.target
+        if target.mode == "append" or target.on_load_error != "fail" or table.deletes.soft_delete_column:
+            return False
+        capabilities = target_for(self.connection_info(target.conn_id).conn_type).capabilities
+        return bool(capabilities.tables and capabilities.transactions)
+
+    def extract_into_load(
+        self, context: Context, extract: SyncTableOperator, load: SyncTableOperator
+    ) -> tuple[Any, Any]:
+        """Run the extract on a thread that hands each staged batch to the load running here; the load
+        commits only after the extract finished. Returns both stages' values.
+
+        The extract's audit row is written once the load ended: the audit table may live in the target
+        database, which the load's open transaction holds (SQLite lets one writer in at a time)."""
+        import threading
+
+        from airflow_provider_sync.operators.audit import start_record, write_audit
+        from airflow_provider_sync.pipeline.stream import BatchChannel
+
+        channel = BatchChannel()
+        extract.stream = load.stream = channel
+        extract.prepare(context)
+        record = start_record(extract, context, extract.audit_step)
+        outcome: list[StepOutcome] = []
+
+        def produce() -> None:
+            try:
+                outcome.append(extract.run(context))
+                channel.close(outcome[0].xcom)
+            except BaseException as error:
+                channel.fail(error)
+
+        producer = threading.Thread(target=produce, name=f"extract {self.table.name}", daemon=True)
+        producer.start()
+        try:
+            loaded = load.execute_stage(context)
+        finally:
+            channel.cancel()
+            producer.join()
+            if outcome:
+                write_audit(extract, record.succeeded(**outcome[0].audit), raise_errors=not sys.exc_info()[0])
+            else:
+                write_audit(extract, record.failed(_producer_error(channel)), raise_errors=False)
+        return channel.result(), loaded
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Reported when the OpenLineage provider is installed: source table in, target table out."""
@@ -79,3 +142,11 @@ class FusedSyncOperator(SyncTableOperator):
         target = self.table.target
         inputs = [] if self.table.source.files else self.source_lineage()
         return OperatorLineage(inputs=inputs, outputs=[self.lineage_dataset(target.conn_id, target.table)])
+
+
+def _producer_error(channel: Any) -> BaseException:
+    try:
+        channel.result()
+    except BaseException as error:
+        return error
+    return RuntimeError("the extract did not finish")

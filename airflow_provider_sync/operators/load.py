@@ -98,12 +98,15 @@ class LoadOperator(SyncTableOperator):
 
         from airflow_provider_sync.staging.manifest import StepRecord
 
-        manifest = self.input_manifest(context)
         spec = self.load_spec()
-        sink = self.change_sink() if self.applies_changes(spec) else sink_for(spec.connection.conn_type)
-        on_load_error = self.table.target.on_load_error
         started = time.monotonic()
-        result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)
+        if self.stream is not None:
+            manifest, result = self.load_streamed(context, spec)
+        else:
+            manifest = self.input_manifest(context)
+            sink = self.change_sink() if self.applies_changes(spec) else sink_for(spec.connection.conn_type)
+            on_load_error = self.table.target.on_load_error
+            result = sink(spec, manifest, logger=self.log, on_load_error=on_load_error)
         details = {"seconds": round(time.monotonic() - started, 3), **result.to_json()}
         deleted, flagged = getattr(result, "deleted", 0), getattr(result, "flagged", 0)
         skipped = manifest.rows - result.rows_loaded - flagged
@@ -120,6 +123,36 @@ class LoadOperator(SyncTableOperator):
         )
         counts = {"rows_loaded": result.rows_loaded, "rows_skipped": skipped, "rows_deleted": deleted}
         return StepOutcome(loaded.to_json(), counts)
+
+    def load_streamed(self, context: Context, spec: LoadSpec) -> tuple[Any, Any]:
+        """Load the batches the extract streams (a fused table): the transaction commits only once the
+        extract finished, with the extract's manifest in hand; an extract error rolls the load back."""
+        from dataclasses import replace
+
+        from airflow_provider_sync.pipeline.load import load_from_staging
+        from airflow_provider_sync.staging.manifest import Manifest, schema_to_text
+
+        stream = self.stream
+        assert stream is not None
+        extracted: list[Manifest] = []
+
+        def before_commit() -> None:
+            extracted.append(Manifest.from_json(stream.result()))
+
+        try:
+            schema = stream.schema()
+            run_id, table = str(context["run_id"]), self.table.name
+            opened = Manifest(self.pipeline_dag_id, run_id, table, "extract", [], 0, schema_to_text(schema))
+            result = load_from_staging(
+                spec,
+                opened,
+                logger=self.log,  # type: ignore[arg-type]  # Airflow's logger has the stdlib interface
+                before_commit=before_commit,
+                batches=iter(stream),
+            )
+        finally:
+            stream.cancel()  # the extract stops if the load ended first
+        return extracted[0], replace(result, rows_staged=extracted[0].rows)
 
     def describe_asset_event(self, context: Context, manifest: Any, rows_loaded: int) -> None:
         """Put the rows loaded and the watermark the target now reaches into the target Asset's event, so

@@ -149,6 +149,7 @@ def extract_to_staging(
     step: str = "extract",
     logger: logging.Logger | None = None,
     on_batch: Callable[[pa.RecordBatch], None] | None = None,
+    on_schema: Callable[[pa.Schema], None] | None = None,
 ) -> Manifest:
     """Extract the rows after ``lower`` (a stored :class:`Watermark`, an explicit :class:`ExtractRange`,
     or None for a first run) - or those in ``interval`` (``[start, end)``, for backfills) - into Arrow files
@@ -156,13 +157,16 @@ def extract_to_staging(
 
     Everything is read inside one snapshot: the high-water mark is taken first, then rows with
     ``(cursor, key) > lower`` and ``cursor <= hwm`` are streamed in ``(cursor, key)`` order, so rows
-    committed meanwhile wait for the next run. ``on_batch`` is called after each staged batch.
+    committed meanwhile wait for the next run. ``on_schema`` is called with the staged schema before the
+    first row is read, ``on_batch`` after each staged batch (a fused table streams them to its load).
     """
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     range_ = plan_range(spec, lower, interval)
     with driver_errors(dialect):
-        return _extract(spec, dialect, range_, staging_dir, dag_id, run_id, table, step, logger, on_batch)
+        return _extract(
+            spec, dialect, range_, staging_dir, dag_id, run_id, table, step, logger, (on_schema, on_batch)
+        )
 
 
 @dataclass
@@ -197,7 +201,7 @@ def _extract(
     table: str | None,
     step: str,
     logger: logging.Logger,
-    on_batch: Callable[[pa.RecordBatch], None] | None,
+    callbacks: tuple[Callable[[pa.Schema], None] | None, Callable[[pa.RecordBatch], None] | None],
 ) -> Manifest:
     from airflow_provider_sync.dialects._arrow import schema_of
     from airflow_provider_sync.staging.files import StageWriter
@@ -216,6 +220,9 @@ def _extract(
             for c in _select_columns(spec, available, keys)
         ]
         schema = schema_of(columns)
+        on_schema, on_batch = callbacks
+        if on_schema is not None:
+            on_schema(schema)
         progress = ProgressReporter(logger, f"extract {spec.label}")
         read = _Read(spec, dialect, conn, columns, keys, StageWriter(staging_dir, schema), progress, on_batch)
         with read.writer:

@@ -51,6 +51,7 @@ def load_from_staging(
     before_commit: Callable[[], None] | None = None,
     on_load_error: str = "fail",
     quarantine: QuarantineWriter | TableRef | None = None,
+    batches: Iterator[pa.RecordBatch] | None = None,
 ) -> LoadResult:
     """Load the manifest's staged rows into ``spec.target`` with ``spec.mode``, in one transaction.
 
@@ -58,6 +59,9 @@ def load_from_staging(
     ``upsert`` merges by ``spec.keys`` through a staging table, rewriting only changed rows; ``replace``
     loads a new table and swaps it in. Any failure rolls back: the target is left as it was.
     ``before_commit`` runs just before the commit (the place where the commit would be lost).
+    ``batches`` hands the rows over directly instead of reading the manifest's files (a fused table streams
+    its extract into its load; ``upsert`` and ``replace`` only, as ``append`` labels its ledger row with the
+    range's end before it writes).
 
     ``on_load_error="quarantine"`` isolates rows the target rejects for their values (constraint
     violations, values too long or out of range) and writes them to ``quarantine``: a table in the target
@@ -83,11 +87,16 @@ def load_from_staging(
                 if on_load_error == "quarantine"
                 else None
             )
+            if batches is not None and spec.mode == "append":
+                raise ValueError(
+                    "an append load reads its staged files: its ledger row needs the range's end"
+                )
+            rows = batches if batches is not None else staged_batches(manifest, logger, f"load {spec.target}")
             if spec.mode == "replace":
-                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit, rejects)
+                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows)
             else:
                 result = _append_or_upsert(
-                    dialect, conn, spec, manifest, schema, logger, before_commit, rejects
+                    dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows
                 )
         except BaseException:
             conn.rollback()
@@ -119,13 +128,14 @@ def _append_or_upsert(
     logger: logging.Logger,
     before_commit: Callable[[], None] | None,
     rejects: LoadRejects | None,
+    rows: Iterator[pa.RecordBatch],
 ) -> LoadResult:
     created = ensure_table(dialect, conn, spec, schema)
     if spec.mode == "upsert" and not created:
         check_upsert_keys(dialect, conn, spec)
     ddl_checkpoint(dialect, conn)
     if spec.mode == "upsert":
-        return _upsert(dialect, conn, spec, manifest, schema, logger, before_commit, rejects, created=created)
+        return _upsert(dialect, conn, spec, manifest, schema, rows, before_commit, rejects, created=created)
     return append_rows(dialect, conn, spec, manifest, logger, before_commit, rejects, created=created)
 
 
@@ -135,15 +145,13 @@ def _upsert(
     spec: LoadSpec,
     manifest: Manifest,
     schema: pa.Schema,
-    logger: logging.Logger,
+    rows: Iterator[pa.RecordBatch],
     before_commit: Callable[[], None] | None,
     rejects: LoadRejects | None,
     *,
     created: bool,
 ) -> LoadResult:
     """Merge by ``spec.keys`` through a staging table; flagged rows (soft deletes) leave the target."""
-    label = f"load {spec.target}"
-    rows = staged_batches(manifest, logger, label)
     flagged = None
     marker = deletion_marker(dialect, spec)
     if marker is not None:
@@ -205,6 +213,7 @@ def _replace(
     logger: logging.Logger,
     before_commit: Callable[[], None] | None,
     rejects: LoadRejects | None,
+    rows: Iterator[pa.RecordBatch],
 ) -> LoadResult:
     target = spec.target
     loaded = dialect.helper_table(target, "__sync_new")
@@ -221,9 +230,7 @@ def _replace(
     dialect.execute(conn, like or create_sql(dialect, loaded, spec, schema)).close()
     try:
         ddl_checkpoint(dialect, conn)
-        inserted = insert_rows(
-            dialect, conn, loaded, staged_batches(manifest, logger, f"load {target}"), rejects
-        )
+        inserted = insert_rows(dialect, conn, loaded, rows, rejects)
         if before_commit:
             before_commit()  # before the swap: where DDL is not transactional, the swap is the commit
         ddl_checkpoint(dialect, conn)

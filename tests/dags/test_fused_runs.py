@@ -140,3 +140,72 @@ def test_a_crash_after_the_load_committed_loses_and_doubles_nothing(
     assert _rows(warehouse) == (1025, 1025), "the ledger skipped the range already loaded"
     assert _watermark() != committed
     demo_data().compare(str(source), str(warehouse))
+
+
+STREAMED = """\
+version: 1
+dag_id: fused_orders
+execution: fused
+source: {conn_id: fused_shop, table: orders}
+target: {conn_id: fused_warehouse, table: orders, mode: upsert, keys: [id]}
+incremental: {strategy: timestamp, column: updated_at, key: [id], batch_size: 100}
+default_args: {retries: 0}
+"""
+
+
+def test_a_fused_table_without_steps_streams_its_extract_into_its_load(
+    shop: tuple[Path, Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    source, warehouse, configs = shop
+    (configs / "fused.yaml").write_text(STREAMED)
+    first = _run(configs)
+    assert first.state == "success"
+    demo_data().compare(str(source), str(warehouse))
+    steps = {row[0]: row[1:] for row in _steps(warehouse, first.run_id)}
+    assert steps["extract"][2] == 1000 and steps["load"][3] == 1000, steps
+    assert steps["run"] == ("success", None, 1000, 1000), steps
+    demo_data().change(str(source))
+    assert _run(configs).state == "success"
+    demo_data().compare(str(source), str(warehouse))
+
+
+@pytest.mark.parametrize("failing", ["extract", "load"])
+def test_a_streamed_run_that_fails_on_either_side_leaves_target_and_watermark_alone(
+    shop: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """The extract fails after its third batch, or the load while writing: either way the load's
+    transaction rolls back, the other side stops, and the rerun syncs everything."""
+    from airflow_provider_sync.dialects.sqlite import SQLiteDialect
+    from airflow_provider_sync.errors import TransientError
+
+    source, warehouse, configs = shop
+    (configs / "fused.yaml").write_text(STREAMED)
+    assert _run(configs).state == "success"
+    committed = _watermark()
+    _add_orders(source, 300)
+    demo_data().change(str(source))
+
+    name = "read_batches" if failing == "extract" else "bulk_insert"
+    original = getattr(SQLiteDialect, name)
+
+    def read_then_fail(self: Any, conn: Any, *args: Any, **kwargs: Any) -> Any:
+        for number, batch in enumerate(original(self, conn, *args, **kwargs)):
+            if number == 2:
+                raise TransientError("source connection lost")
+            yield batch
+
+    def write_then_fail(self: Any, conn: Any, table: Any, batches: Any) -> int:
+        next(iter(batches))
+        raise TransientError("target connection lost")
+
+    before = _rows(warehouse)
+    monkeypatch.setattr(SQLiteDialect, name, read_then_fail if failing == "extract" else write_then_fail)
+    crashed = _run(configs)
+    assert crashed.state == "failed"
+    assert _rows(warehouse) == before, "the load rolled back"
+    assert _watermark() == committed
+    statuses = {row[0]: row[1] for row in _steps(warehouse, crashed.run_id)}
+    assert statuses["load"] == "failed", statuses
+    monkeypatch.setattr(SQLiteDialect, name, original)
+    assert _run(configs).state == "success"
+    demo_data().compare(str(source), str(warehouse))
