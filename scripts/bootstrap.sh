@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare a fresh machine: system packages (for the MySQL driver, and Chromium for the browser test), uv,
+# Prepare a fresh machine: system packages (for the MySQL driver, Chromium for the browser test, Redis), uv,
 # a virtualenv in .venv with the pinned dependencies (constraints.txt) and this package installed in
 # editable mode. Safe to run again.
 set -euo pipefail
@@ -12,6 +12,8 @@ dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need_apt+=(default-libmysq
 # The Sync page's browser test drives Debian's headless Chromium through its driver (selenium).
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The Redis target's tests and the Celery deployment test's broker start private redis-server processes.
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   echo "Installing system packages: ${need_apt[*]}"
