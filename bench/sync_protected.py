@@ -55,14 +55,17 @@ class _TaskInstance:
 
 
 def table_spec() -> dict[str, Any]:
-    return {
-        "name": "orders",
+    """The table as the DAG builder hands it to the operators: resolved, defaults applied."""
+    from airflow_provider_sync.config.resolve import resolve_table
+
+    merged = {
         "source": {"conn_id": "bench_pg", "table": f"{SOURCE}.orders"},
-        "target": {"conn_id": "bench_pg", "table": TARGET_TABLE, "mode": "upsert", "keys": ["id"],
-                   "create_if_missing": True},
+        "target": {"conn_id": "bench_pg", "table": TARGET_TABLE, "mode": "upsert", "keys": ["id"]},
         "incremental": {"strategy": "timestamp", "column": "updated_at", "key": ["id"], "batch_size": 50_000},
         "steps": STEPS,
     }
+    spec: dict[str, Any] = resolve_table("orders", merged).model_dump(mode="json")
+    return spec
 
 
 def task_raw(args: dict[str, Any]) -> dict[str, Any]:
