@@ -198,28 +198,12 @@ def _step_entry_model() -> type[BaseModel]:
 
 
 @cache
-def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
-    """``(PipelineFile, TableConfig)`` built against the complete step registry."""
+def _dag_fields() -> dict[str, Any]:
+    """The DAG-level fields of ``PipelineFile`` (before ``tables``), in schema order."""
     from airflow_provider_sync.config.alerts import AlertsConfig
     from airflow_provider_sync.config.audit import AuditConfig
-    from airflow_provider_sync.config.subset import SubsetConfig
 
-    step_list = list[_step_entry_model()]  # type: ignore[misc,valid-type]
-    table_model = create_model(
-        "TableConfig",
-        __base__=StrictModel,
-        __doc__="One table of a multi-table file; becomes a task group. Unset settings come from the file.",
-        name=(TableName, Field(description="Table name in the DAG (task group id, watermark key).")),
-        **_table_fields(step_list),
-    )
-    file_model = create_model(
-        "PipelineFile",
-        __base__=StrictModel,
-        __validators__={
-            "_end_after_start": field_validator("end_date")(_end_after_start),
-            "_subset_tables": field_validator("subset")(_subset_tables),
-        },
-        __doc__="One pipeline file: one Airflow DAG.",
+    return dict(
         version=(Literal[1], Field(description="Format version of this file; always 1.")),
         dag_id=(Annotated[str, Field(pattern=DAG_ID_PATTERN)], Field(description="The DAG's id.")),
         description=(str | None, Field(None, description="Shown in the Airflow UI.")),
@@ -255,6 +239,30 @@ def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
         ),
         alerts=(AlertsConfig | None, Field(None, description="Callbacks, notifiers and deadline alerts.")),
         audit=(AuditConfig | None, Field(None, description="Audit table settings (on by default).")),
+    )
+
+
+def pipeline_models() -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(PipelineFile, TableConfig)`` built against the complete step registry."""
+    from airflow_provider_sync.config.subset import SubsetConfig
+
+    step_list = list[_step_entry_model()]  # type: ignore[misc,valid-type]
+    table_model = create_model(
+        "TableConfig",
+        __base__=StrictModel,
+        __doc__="One table of a multi-table file; becomes a task group. Unset settings come from the file.",
+        name=(TableName, Field(description="Table name in the DAG (task group id, watermark key).")),
+        **_table_fields(step_list),
+    )
+    file_model = create_model(
+        "PipelineFile",
+        __base__=StrictModel,
+        __validators__={
+            "_end_after_start": field_validator("end_date")(_end_after_start),
+            "_subset_tables": field_validator("subset")(_subset_tables),
+        },
+        __doc__="One pipeline file: one Airflow DAG.",
+        **_dag_fields(),
         tables=(
             list[table_model] | None,
             Field(None, description="Tables synced by this DAG; each inherits the file-level settings."),

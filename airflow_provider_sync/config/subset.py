@@ -28,6 +28,7 @@ from pydantic import AfterValidator, Field, field_validator
 
 from airflow_provider_sync.config.base import StrictModel
 from airflow_provider_sync.config.checks import check_single_select
+from airflow_provider_sync.dialects.where_check import where_check_sql
 
 DEFAULT_MAX_KEYS = 1_000_000
 _NAME = r"[A-Za-z_][A-Za-z0-9_]{0,63}"
@@ -67,7 +68,7 @@ def _check_edge(value: str) -> str:
 
 def _check_where(value: str) -> str:
     try:
-        check_single_select(f"SELECT 1 WHERE {value}")
+        check_single_select(where_check_sql(value))
     except ValueError as error:
         raise ValueError(
             f"'where' must be one boolean SQL expression such as \"country = 'DE'\" (no ';', no trailing "

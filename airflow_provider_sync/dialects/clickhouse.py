@@ -14,37 +14,36 @@ ClickHouse has no multi-statement transactions, so the correctness contract rest
 
 Connection: host/port/login/password/database of the Airflow connection (HTTP port 8123 by default);
 extra keys ``dsn`` (used as-is, e.g. ``chdb:///var/lib/chdb``), ``secure``, ``interface`` and ``settings``.
+
+Column types live in :mod:`.clickhouse_types`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
-from .base import Capabilities, Dialect
+from .base import Capabilities
 from .clickhouse_connection import ClickHouseConnection, LedgerInsert, bind_values
 from .clickhouse_layout import ClickHouseTableOptions, partition_columns
+from .clickhouse_types import ClickHouseTypes
 from .types import Binder, Column, Query, TableRef
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from .connection import ConnectionInfo
-    from .declared import DeclaredType
 
 DEDUPLICATION_WINDOW = 1000
 _READ_SETTINGS = {
     "output_format_arrow_string_as_string": 1,
     "output_format_arrow_low_cardinality_as_dictionary": 0,
 }
-_WRAPPER = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
-_PRECISION_UNITS = ((0, "s"), (3, "ms"), (6, "us"), (9, "ns"))
 
 
-class ClickHouseDialect(Dialect):
+class ClickHouseDialect(ClickHouseTypes):
     capabilities = Capabilities(
         name="clickhouse",
         soft_delete="marker_column",
@@ -142,87 +141,6 @@ class ClickHouseDialect(Dialect):
         if key.startswith("(") and key.endswith(")"):
             key = key[1:-1]
         return [part.strip().strip('`"') for part in key.split(",") if part.strip()]
-
-    # ----------------------------------------------------------------- types
-    def arrow_type(self, db_type: str) -> pa.DataType:
-        import pyarrow as pa
-
-        kind = db_type.strip()
-        while match := _WRAPPER.match(kind):
-            kind = match.group(2).strip()
-        name, _, args = kind.partition("(")
-        args = args.rstrip(")")
-        simple = {
-            "Int8": pa.int8(),
-            "Int16": pa.int16(),
-            "Int32": pa.int32(),
-            "Int64": pa.int64(),
-            "UInt8": pa.uint8(),
-            "UInt16": pa.uint16(),
-            "UInt32": pa.uint32(),
-            "UInt64": pa.uint64(),
-            "Float32": pa.float32(),
-            "Float64": pa.float64(),
-            "Bool": pa.bool_(),
-            "Date": pa.date32(),
-            "Date32": pa.date32(),
-            "DateTime": pa.timestamp("us", tz="UTC"),
-        }
-        if name in simple:
-            return simple[name]
-        if name == "DateTime64":
-            precision = int(args.split(",")[0])
-            unit = next(unit for digits, unit in _PRECISION_UNITS if precision <= digits)
-            return pa.timestamp(unit, tz="UTC")
-        if name == "Decimal":
-            precision, scale = (int(part) for part in args.split(","))
-            return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-        if name in ("Decimal32", "Decimal64", "Decimal128", "Decimal256"):
-            precision = {"Decimal32": 9, "Decimal64": 18, "Decimal128": 38, "Decimal256": 76}[name]
-            scale = int(args)
-            return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
-        if name == "Array":
-            return pa.list_(self.arrow_type(args))
-        return pa.string()
-
-    def declared_sql(self, declared: DeclaredType, field: pa.Field, *, is_key: bool = False) -> str | None:
-        precision = declared.precision
-        if declared.kind in ("timestamp", "timestamptz"):
-            # No zone-less type: naive values are stored as UTC wall time, as without a descriptor.
-            return f"DateTime64({6 if precision is None else min(max(precision, 0), 6)}, 'UTC')"
-        if declared.kind == "numeric" and precision is not None and precision <= 76:
-            return f"Decimal({precision}, {declared.scale or 0})"
-        # char(n)/varchar(n) are String: ClickHouse has no character type, and FixedString pads with NUL
-        # bytes, not blanks (the extract already dropped char padding).
-        return "UUID" if declared.kind == "uuid" else None
-
-    def arrow_sql_type(self, field: pa.Field, *, is_key: bool = False) -> str:
-        import pyarrow as pa
-
-        kind = field.type
-        if pa.types.is_dictionary(kind):
-            return f"LowCardinality({self.sql_type(pa.field(field.name, kind.value_type), is_key=is_key)})"
-        if pa.types.is_boolean(kind):
-            return "Bool"
-        if pa.types.is_integer(kind):
-            return f"{'U' if pa.types.is_unsigned_integer(kind) else ''}Int{kind.bit_width}"
-        if pa.types.is_floating(kind):
-            return "Float64" if kind.bit_width == 64 else "Float32"
-        if pa.types.is_decimal(kind):
-            return f"Decimal({kind.precision}, {kind.scale})"
-        if pa.types.is_timestamp(kind):
-            digits = next(digits for digits, unit in _PRECISION_UNITS if unit == kind.unit)
-            return f"DateTime64({digits}, 'UTC')"
-        if pa.types.is_date(kind):
-            return "Date32"
-        if pa.types.is_fixed_size_binary(kind):
-            return f"FixedString({kind.byte_width})"
-        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-            return f"Array({self.sql_type(pa.field(field.name, kind.value_type))})"
-        if pa.types.is_duration(kind):
-            return "Int64"
-        # Strings, binary, JSON text, times of day and anything else are stored as String.
-        return "String"
 
     # ----------------------------------------------------------------- DDL
     def create_table_sql(

@@ -4,6 +4,8 @@ Reads stream through an unbuffered ``SSCursor``. Loads write the rows column-wis
 temporary tab-separated file and run ``LOAD DATA LOCAL INFILE`` into a temporary staging table, then
 ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``. The session time zone is UTC, so ``TIMESTAMP`` columns
 read and write UTC; tz-aware Arrow timestamps are stored as UTC in ``DATETIME(6)`` columns.
+
+The named-pipe feeder and the parsing of load warnings live in :mod:`.mysql_load`.
 """
 
 from __future__ import annotations
@@ -11,17 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
-import re
 import tempfile
-import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
 
 from ._ledger import lock_digest
 from .base import Capabilities
-from .copy_pipeline import NestedLoads, closed
+from .copy_pipeline import NestedLoads
+from .mysql_load import WARNING_ROW, PipeFeeder, warning_column
 from .mysql_types import MySQLTypes
 from .types import Column, Query, TableRef
 
@@ -30,20 +31,7 @@ if TYPE_CHECKING:
 
     from .connection import ConnectionInfo
 
-# MariaDB names the column `db`.`table`.`column` in some warnings and 'column' in others.
-_WARNING_COLUMN = re.compile(r"column ((?:`(?:[^`]|``)*`\.)*`(?:[^`]|``)*`|'[^']*'|[^\s`']+)")
-_WARNING_PART = re.compile(r"`((?:[^`]|``)*)`")
-_WARNING_ROW = re.compile(r"at row (\d+)")
 _CONNECT_OPTIONS = ("ssl", "ssl_mode", "unix_socket", "connect_timeout", "read_timeout", "write_timeout")
-
-
-def _warning_column(message: str) -> str | None:
-    """The column a LOAD DATA warning is about: the last part of `db`.`table`.`column`, or 'column'."""
-    match = _WARNING_COLUMN.search(message)
-    if match is None:
-        return None
-    parts = _WARNING_PART.findall(match.group(1))
-    return parts[-1].replace("``", "`") if parts else match.group(1).strip("'")
 
 
 class MySQLDialect(MySQLTypes):
@@ -283,7 +271,7 @@ class MySQLDialect(MySQLTypes):
         folder = tempfile.mkdtemp(prefix="sync-load-")
         path = os.path.join(folder, "rows.tsv")
         os.mkfifo(path, 0o600)
-        feeder = _PipeFeeder(path, itertools.chain([first], remaining))
+        feeder = PipeFeeder(path, itertools.chain([first], remaining))
         try:
             with _NESTED_LOADS.streaming(conn) as streaming:
                 feeder.start()
@@ -329,8 +317,8 @@ class MySQLDialect(MySQLTypes):
         cursor.close()
         details = []
         for _level, code, message in warnings:
-            column = _warning_column(message)
-            row = _WARNING_ROW.search(message)
+            column = warning_column(message)
+            row = WARNING_ROW.search(message)
             where = (f" column {column}" if column else "") + (f" row {row.group(1)}" if row else "")
             details.append(f"code {code}{where}")
         if any(code == 1062 for _level, code, _message in warnings):
@@ -395,52 +383,3 @@ class MySQLDialect(MySQLTypes):
 
 
 _NESTED_LOADS = NestedLoads()
-
-
-class _PipeFeeder:
-    """Writes the tab-separated text of ``batches`` into the named pipe ``path`` on its own thread.
-
-    The client opens the pipe only once the server asks for the file: if the statement fails before
-    that, the writer's ``open`` would wait forever, so :meth:`finish` opens and closes the reading end
-    until the thread is done (the writer then gets EPIPE and stops)."""
-
-    def __init__(self, path: str, batches: Iterator[pa.RecordBatch]) -> None:
-        self.path, self.batches = path, batches
-        self.rows = 0
-        self.error: BaseException | None = None
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="sync-load-data", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def _run(self) -> None:
-        from ._arrow import text_rows
-
-        try:
-            with open(self.path, "wb") as pipe:
-                for batch in self.batches:
-                    if self.stopped.is_set():
-                        return
-                    pipe.write(text_rows(batch, "mysql"))
-                    self.rows += batch.num_rows
-        except BrokenPipeError as exc:  # the reader went away: the statement's own error says why
-            self.error = None if self.stopped.is_set() else exc
-        except BaseException as exc:  # raised by finish() as the load's error
-            self.error = exc
-        finally:
-            self.error = closed(self.batches, self.error)
-
-    def finish(self) -> None:
-        """Wait for the writer (releasing it if the statement never read the pipe); raise its error."""
-        self.stopped.set()
-        while self.thread.is_alive():
-            try:
-                reader = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-            except OSError:
-                reader = None
-            if reader is not None:
-                os.close(reader)
-            self.thread.join(0.05)
-        if self.error is not None:
-            raise self.error

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -48,6 +48,9 @@ from .mysql_binlog import (
     stream_settings,
 )
 from .mysql_capture_types import CaptureTable, changes_to_batch, read_column_details, with_change_columns
+
+if TYPE_CHECKING:
+    from airflow_provider_sync.staging.files import StageWriter
 
 log = logging.getLogger(__name__)
 
@@ -214,37 +217,15 @@ def capture_to_staging(
 
     dialect = MySQLDialect()
     start = BinlogPosition.coerce(start_position)
-    conn = dialect.connect(connection_info)
-    try:
-        check_binlog_settings(conn)
-        capture = describe_table(dialect, conn, table, schema, key_columns)
-        check_position_available(conn, start)
-        end = current_position(conn)
-    finally:
-        conn.close()
-    if end.sort_key < start.sort_key:
-        raise TerminalError(
-            f"the capture's start position {start.text} is ahead of the server's binlog ({end.text}): the "
-            f"server's binlog was reset or this is another server; {RESNAPSHOT}"
-        )
+    capture, end = _fix_end(dialect, connection_info, table, schema, key_columns, start)
     if after_end_fixed is not None:
         after_end_fixed(end)
     reader = BinlogCapture(capture, start, end)
     reader.stop = end  # unless the stream below finds an open transaction at the end
     with StageWriter(staging_dir, capture.schema) as writer:
         if end.sort_key > start.sort_key:
-            settings = stream_settings(connection_info)
             ident = server_id or pipeline_server_id(dag_id, str(capture.ref))
-            for changes in reader.run(settings, ident, batch_size):
-                writer.write(
-                    changes_to_batch(
-                        changes,
-                        capture.columns,
-                        capture.schema,
-                        dialect.value_converter,
-                        reader.staged - len(changes),
-                    )
-                )
+            _stream(dialect, reader, writer, stream_settings(connection_info), ident, batch_size)
     log.info(
         "captured %d change(s) of %s from %s to %s", writer.rows, capture.ref, start.text, reader.stop.text
     )
@@ -259,6 +240,53 @@ def capture_to_staging(
         counters=reader.counters,
         label=label,
     )
+
+
+def _fix_end(
+    dialect: MySQLDialect,
+    connection_info: ConnectionInfo,
+    table: str,
+    schema: str | None,
+    key_columns: Sequence[str],
+    start: BinlogPosition,
+) -> tuple[CaptureTable, BinlogPosition]:
+    """Check the server and the start position, describe the table and fix the run's end position."""
+    conn = dialect.connect(connection_info)
+    try:
+        check_binlog_settings(conn)
+        capture = describe_table(dialect, conn, table, schema, key_columns)
+        check_position_available(conn, start)
+        end = current_position(conn)
+    finally:
+        conn.close()
+    if end.sort_key < start.sort_key:
+        raise TerminalError(
+            f"the capture's start position {start.text} is ahead of the server's binlog ({end.text}): the "
+            f"server's binlog was reset or this is another server; {RESNAPSHOT}"
+        )
+    return capture, end
+
+
+def _stream(
+    dialect: MySQLDialect,
+    reader: BinlogCapture,
+    writer: StageWriter,
+    settings: dict[str, Any],
+    ident: int,
+    batch_size: int,
+) -> None:
+    """Write the binlog's changes between the reader's start and end as change batches."""
+    capture = reader.table
+    for changes in reader.run(settings, ident, batch_size):
+        writer.write(
+            changes_to_batch(
+                changes,
+                capture.columns,
+                capture.schema,
+                dialect.value_converter,
+                reader.staged - len(changes),
+            )
+        )
 
 
 __all__ = [

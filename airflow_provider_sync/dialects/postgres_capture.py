@@ -13,289 +13,55 @@ stores the last one it applied (:mod:`.apply`), and the slot is advanced to it a
 skipped by the slot exactly when its commit record starts before the slot's confirmed position, so a
 stored position P is safe to continue from when P >= the slot's ``confirmed_flush_lsn``; otherwise (no
 position, or a slot created or advanced past what the target holds) the capture re-snapshots.
+
+Split by concern: slot and publication management live in :mod:`.postgres_slot`, ``pgoutput``
+decoding into change batches in :mod:`.postgres_changes`; this module runs one capture (snapshot or
+stream) and re-exports the public names so callers keep importing them from here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import pyarrow as pa
 
 from airflow_provider_sync.cdc import pgoutput
 from airflow_provider_sync.cdc.changes import change_schema, lsn_from_text, lsn_text
 from airflow_provider_sync.dialects import get_dialect
+from airflow_provider_sync.dialects.postgres_changes import (
+    ChangeRows,
+    as_inserts,
+    table_columns,
+    table_schema,
+    transactions,
+)
+from airflow_provider_sync.dialects.postgres_slot import (
+    MAX_NAME,
+    CdcNames,
+    SlotInfo,
+    advance_slot,
+    cdc_names,
+    check_replica_identity,
+    connect,
+    drop_cdc,
+    ensure_publication,
+    one,
+    pg_lsn,
+    replication_connect,
+    retained_wal_bytes,
+    slot_info,
+)
 from airflow_provider_sync.dialects.types import Column, TableRef
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.files import StageWriter
 from airflow_provider_sync.staging.manifest import Manifest, StepRecord, schema_to_text
 
 log = logging.getLogger(__name__)
-MAX_NAME = 63
 SNAPSHOT_STRATEGY = "cdc_snapshot"
 STREAM_STRATEGY = "cdc"
-_UNSAFE = re.compile(r"[^a-z0-9_]+")
 _IDENTITIES = {"d": "DEFAULT", "f": "FULL", "i": "USING INDEX", "n": "NOTHING"}
-
-
-@dataclass(frozen=True)
-class CdcNames:
-    """The replication slot and publication of one pipeline table."""
-
-    slot: str
-    publication: str
-
-
-def cdc_names(dag_id: str, table: TableRef | str) -> CdcNames:
-    """Names derived from the DAG id and table: lowercase ``[a-z0-9_]``, at most 63 characters, unique by a
-    short hash of the exact (unsanitised) pair, so ``a.b``/``a_b`` or long names never collide."""
-    text = f"{dag_id}\0{table}"
-    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    base = _UNSAFE.sub("_", f"{dag_id}_{table}".lower()).strip("_") or "t"
-    room = MAX_NAME - len("sync_") - len(digest) - 1
-    stem = f"sync_{base[:room]}_{digest}"
-    return CdcNames(slot=stem, publication=stem)
-
-
-# ----------------------------------------------------------------- connections
-def connect(info: Any) -> Any:
-    """A normal connection (autocommit off, UTC) through the PostgreSQL dialect."""
-    return get_dialect("postgres").connect(info)
-
-
-def _replication_connect(info: Any) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        host=info.host or "localhost",
-        port=info.port or 5432,
-        user=info.login,
-        password=info.password,
-        dbname=info.database,
-        replication="database",
-        autocommit=True,
-        **{k: v for k, v in info.extra.items() if k in ("sslmode", "sslrootcert", "connect_timeout")},
-    )
-
-
-def _one(conn: Any, sql: str, params: list[Any] | None = None) -> Any:
-    row = conn.execute(sql, params or []).fetchone()
-    return None if row is None else row[0]
-
-
-# ----------------------------------------------------------------- slot and publication
-def check_replica_identity(conn: Any, table: TableRef) -> str:
-    """The table's replica identity (``d``/``f``/``i``/``n``); a TerminalError when deletes and key updates
-    could not be captured (no primary key with identity DEFAULT, or identity NOTHING)."""
-    row = conn.execute(
-        "SELECT c.relreplident, "
-        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relname = %s AND n.nspname = COALESCE(%s, current_schema())",
-        [table.name, table.schema],
-    ).fetchone()
-    if row is None:
-        raise TerminalError(f"table {table} does not exist in PostgreSQL (or you cannot see it)")
-    identity, has_primary_key = str(row[0]), bool(row[1])
-    if identity == "n" or (identity == "d" and not has_primary_key):
-        raise TerminalError(
-            f"table {table} cannot be captured: its deletes and updates carry no key (REPLICA IDENTITY "
-            f"{'NOTHING' if identity == 'n' else 'DEFAULT without a primary key'}); add a primary key, or "
-            f"run ALTER TABLE {table} REPLICA IDENTITY FULL"
-        )
-    return identity
-
-
-def ensure_publication(conn: Any, publication: str, table: TableRef) -> bool:
-    """Create ``publication FOR TABLE table`` when missing (committed); True when created."""
-    if _one(conn, "SELECT COUNT(*) FROM pg_publication WHERE pubname = %s", [publication]):
-        conn.rollback()
-        return False
-    dialect = get_dialect("postgres")
-    conn.execute(f"CREATE PUBLICATION {dialect.quote(publication)} FOR TABLE {dialect.qualify(table)}")
-    conn.commit()
-    return True
-
-
-@dataclass(frozen=True)
-class SlotInfo:
-    confirmed_flush_lsn: int | None
-    restart_lsn: int | None
-
-
-def slot_info(conn: Any, slot: str) -> SlotInfo | None:
-    """The slot's positions, or None when it does not exist."""
-    row = conn.execute(
-        "SELECT confirmed_flush_lsn::text, restart_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
-        [slot],
-    ).fetchone()
-    conn.rollback()
-    if row is None:
-        return None
-    return SlotInfo(*(lsn_from_text(v) if v else None for v in row))
-
-
-def advance_slot(conn: Any, slot: str, lsn: int | str) -> int | None:
-    """Move the slot's confirmed position to ``lsn`` (after the apply committed), releasing older WAL.
-    Never moves backwards; returns the slot's confirmed position after the call."""
-    target = lsn_from_text(lsn) if isinstance(lsn, str) else lsn
-    info = slot_info(conn, slot)
-    if info is None:
-        raise TerminalError(f"replication slot {slot} does not exist; the next run re-creates it")
-    if info.confirmed_flush_lsn is not None and target <= info.confirmed_flush_lsn:
-        return info.confirmed_flush_lsn
-    conn.execute("SELECT pg_replication_slot_advance(%s, %s::pg_lsn)", [slot, _pg_lsn(target)])
-    conn.commit()
-    return target
-
-
-def retained_wal_bytes(conn: Any, slot: str) -> int | None:
-    """Bytes of WAL the slot keeps on the server (``pg_current_wal_lsn() - restart_lsn``), for status."""
-    value = _one(
-        conn,
-        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) FROM pg_replication_slots "
-        "WHERE slot_name = %s",
-        [slot],
-    )
-    conn.rollback()
-    return None if value is None else int(value)
-
-
-def drop_cdc(conn: Any, slot: str, publication: str) -> None:
-    """Drop the slot (so it retains no more WAL) and the publication; missing ones are fine."""
-    if _one(conn, "SELECT COUNT(*) FROM pg_replication_slots WHERE slot_name = %s", [slot]):
-        conn.execute("SELECT pg_drop_replication_slot(%s)", [slot])
-    conn.execute(f"DROP PUBLICATION IF EXISTS {get_dialect('postgres').quote(publication)}")
-    conn.commit()
-
-
-def _pg_lsn(lsn: int) -> str:
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-# ----------------------------------------------------------------- decoded changes -> Arrow
-def table_columns(conn: Any, table: TableRef) -> list[Column]:
-    """The table's columns typed as the extract types them (declared types ride along), all nullable:
-    a staged delete holds only its key."""
-    dialect = get_dialect("postgres")
-    columns = dialect.get_columns(conn, table)
-    conn.rollback()
-    return [replace(c, declared=dialect.declared_type(c.db_type), nullable=True) for c in columns]
-
-
-def _csv_field(value: pgoutput.Value) -> str:
-    if value is None or value is pgoutput.UNCHANGED:
-        return ""  # unquoted empty: NULL
-    assert isinstance(value, str)
-    return '"' + value.replace('"', '""') + '"'
-
-
-@dataclass
-class ChangeRows:
-    """Decoded changes of one table collected into change batches (text values cast as the extract casts
-    the same text from ``COPY``: one parser, one typing)."""
-
-    table: TableRef
-    columns: list[Column]
-    keys: list[str]
-    schema: pa.Schema
-    transactions: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: {"insert": 0, "update": 0, "delete": 0})
-    _relations: dict[int, list[int | None]] = field(default_factory=dict)
-    _lines: list[str] = field(default_factory=list)
-    _meta: list[tuple[str, str, list[str] | None]] = field(default_factory=list)
-    _seq: int = 0
-    _longest: int = 0
-
-    @property
-    def pending(self) -> int:
-        return len(self._lines)
-
-    @property
-    def staged(self) -> int:
-        return self._seq + len(self._lines)
-
-    def add(self, message: pgoutput.Message, position: str) -> None:
-        if isinstance(message, pgoutput.Relation):
-            self._relation(message)
-        elif isinstance(message, pgoutput.Insert):
-            self._row("insert", self._values(message.relation_id, message.new), position)
-        elif isinstance(message, pgoutput.Update):
-            self._update(message, position)
-        elif isinstance(message, pgoutput.Delete):
-            self._row("delete", self._key_only(self._values(message.relation_id, message.old)), position)
-        elif isinstance(message, pgoutput.Truncate):
-            raise TerminalError(
-                f"table {self.table} was truncated (at commit {position}); a truncate cannot be applied as "
-                "row changes: drop the capture (drop_cdc) so the next run re-snapshots the table"
-            )
-
-    def _relation(self, message: pgoutput.Relation) -> None:
-        if (message.name, message.namespace) != (self.table.name, self.table.schema or message.namespace):
-            return
-        by_name = {c.name: i for i, c in enumerate(message.columns)}
-        self._relations[message.relation_id] = [by_name.get(c.name) for c in self.columns]
-
-    def _values(self, relation_id: int, values: pgoutput.Tuple) -> list[pgoutput.Value]:
-        mapping = self._relations.get(relation_id)
-        if mapping is None:
-            raise TerminalError(f"change of relation {relation_id} arrived before its Relation message")
-        return [None if i is None else values[i] for i in mapping]
-
-    def _key_only(self, values: list[pgoutput.Value]) -> list[pgoutput.Value]:
-        keys = set(self.keys)
-        return [v if c.name in keys else None for c, v in zip(self.columns, values, strict=True)]
-
-    def _key(self, values: list[pgoutput.Value]) -> list[pgoutput.Value]:
-        return [v for c, v in zip(self.columns, values, strict=True) if c.name in self.keys]
-
-    def _update(self, message: pgoutput.Update, position: str) -> None:
-        new = self._values(message.relation_id, message.new)
-        old = self._values(message.relation_id, message.old) if message.old is not None else None
-        if old is not None and message.old_kind == "O":  # the whole old row: unchanged values are in it
-            unchanged = pgoutput.UNCHANGED
-            new = [o if n is unchanged and o is not unchanged else n for n, o in zip(new, old, strict=True)]
-        if old is not None and self._key(old) != self._key(new):
-            self._row("delete", self._key_only(old), position)  # a key change: the old row goes
-            self._row("insert", new, position)
-            return
-        self._row("update", new, position)
-
-    def _row(self, op: str, values: list[pgoutput.Value], position: str) -> None:
-        unchanged = [c.name for c, v in zip(self.columns, values, strict=True) if v is pgoutput.UNCHANGED]
-        line = ",".join(_csv_field(v) for v in values) + "\n"
-        self._lines.append(line)
-        self._longest = max(self._longest, len(line))
-        self._meta.append((op, position, unchanged or None))
-        self.counts[op] += 1
-
-    def flush(self) -> pa.RecordBatch:
-        """The rows collected so far as one change batch."""
-        from airflow_provider_sync.dialects._arrow import csv_batch
-
-        block = "".join(self._lines).encode()
-        data = csv_batch(
-            block,
-            self.columns,
-            true_values=["t"],
-            false_values=["f"],
-            binary_decoder=lambda text: bytes.fromhex(text[2:]),
-            longest_row=4 * self._longest,
-        )
-        first = self._seq
-        self._seq += len(self._meta)
-        metadata = [
-            pa.array([m[0] for m in self._meta], pa.string()),
-            pa.array([m[1] for m in self._meta], pa.string()),
-            pa.array(range(first + 1, self._seq + 1), pa.int64()),
-            pa.array([m[2] for m in self._meta], pa.list_(pa.string())),
-        ]
-        self._lines, self._meta, self._longest = [], [], 0
-        arrays = [data.column(i).cast(self.schema.field(i).type) for i in range(data.num_columns)]
-        return pa.RecordBatch.from_arrays([*arrays, *metadata], schema=self.schema)
 
 
 # ----------------------------------------------------------------- one run
@@ -394,8 +160,8 @@ def _snapshot(
     request: CaptureRequest, names: CdcNames, columns: list[Column], keys: list[str], staging_dir: Any
 ) -> Manifest:
     dialect = get_dialect("postgres")
-    schema = change_schema(_table_schema(columns))
-    with _replication_connect(request.connection) as replication:
+    schema = change_schema(table_schema(columns))
+    with replication_connect(request.connection) as replication:
         result = replication.pgconn.exec_(
             f"CREATE_REPLICATION_SLOT {dialect.quote(names.slot)} LOGICAL pgoutput "
             "(SNAPSHOT 'export')".encode()
@@ -412,7 +178,7 @@ def _snapshot(
             # The transaction's first statement, before the replication connection runs anything else
             # (which would end the export): the transaction sees exactly the slot's consistent point.
             reader.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            isolation = str(_one(reader, "SELECT current_setting('transaction_isolation')"))
+            isolation = str(one(reader, "SELECT current_setting('transaction_isolation')"))
             if isolation != "repeatable read":
                 raise TerminalError(
                     f"the snapshot read of {request.table} runs at {isolation}, not repeatable read"
@@ -422,33 +188,15 @@ def _snapshot(
             with StageWriter(staging_dir, schema) as writer:
                 seq = 0
                 for batch in dialect.read_batches(reader, query, columns, request.batch_size):
-                    writer.write(_as_inserts(batch, schema, lsn_text(consistent), seq))
+                    writer.write(as_inserts(batch, schema, lsn_text(consistent), seq))
                     seq += batch.num_rows
         finally:
             reader.rollback()
             reader.close()
     log.info("cdc %s: slot %s created at %s; snapshot of %d rows", request.table, names.slot,
-             _pg_lsn(consistent), writer.rows)  # fmt: skip
+             pg_lsn(consistent), writer.rows)  # fmt: skip
     range_ = {"mode": SNAPSHOT_STRATEGY, "after": None, "end": lsn_text(consistent)}
     return _manifest(request, writer, SNAPSHOT_STRATEGY, keys, consistent, range_, {})
-
-
-def _table_schema(columns: list[Column]) -> pa.Schema:
-    from airflow_provider_sync.dialects._arrow import schema_of
-
-    return schema_of(columns)
-
-
-def _as_inserts(batch: pa.RecordBatch, schema: pa.Schema, position: str, first_seq: int) -> pa.RecordBatch:
-    rows = batch.num_rows
-    metadata = [
-        pa.array(["insert"] * rows, pa.string()),
-        pa.array([position] * rows, pa.string()),
-        pa.array(range(first_seq + 1, first_seq + rows + 1), pa.int64()),
-        pa.nulls(rows, pa.list_(pa.string())),
-    ]
-    arrays = [batch.column(i).cast(schema.field(i).type) for i in range(batch.num_columns)]
-    return pa.RecordBatch.from_arrays([*arrays, *metadata], schema=schema)
 
 
 def _stream(
@@ -461,17 +209,17 @@ def _stream(
     staging_dir: Any,
 ) -> Manifest:
     messages = request.heartbeat and _heartbeat(conn, request.table)
-    fixed = request.end_lsn or str(_one(conn, "SELECT pg_current_wal_lsn()::text"))
+    fixed = request.end_lsn or str(one(conn, "SELECT pg_current_wal_lsn()::text"))
     end = lsn_from_text(fixed) if isinstance(fixed, str) else fixed
     conn.rollback()
     conn.execute("SET bytea_output = 'hex'")
     conn.execute("SET extra_float_digits = 3")
     conn.execute("SET DateStyle = 'ISO, YMD'")
-    schema = change_schema(_table_schema(columns))
+    schema = change_schema(table_schema(columns))
     rows = ChangeRows(request.table, columns, keys, schema)
     position = after
     with StageWriter(staging_dir, schema) as writer:
-        for commit_end, changes in _transactions(conn, names, end, request.batch_size, messages):
+        for commit_end, changes in transactions(conn, names, end, request.batch_size, messages):
             if commit_end <= after:  # applied by an earlier run that could not advance the slot
                 for message in changes:  # but its Relation messages describe later changes too
                     if isinstance(message, pgoutput.Relation):
@@ -489,7 +237,7 @@ def _stream(
     conn.rollback()
     range_ = {"mode": STREAM_STRATEGY, "after": lsn_text(after), "end": lsn_text(end)}
     counters = {"transactions": rows.transactions, **rows.counts}
-    log.info("cdc %s: %d change(s) up to %s", request.table, writer.rows, _pg_lsn(end))
+    log.info("cdc %s: %d change(s) up to %s", request.table, writer.rows, pg_lsn(end))
     return _manifest(request, writer, STREAM_STRATEGY, keys, position, range_, counters)
 
 
@@ -510,48 +258,22 @@ def _heartbeat(conn: Any, table: TableRef) -> bool:
     return True
 
 
-def _transactions(
-    conn: Any, names: CdcNames, end: int, fetch: int, messages: bool = False
-) -> Iterator[tuple[int, list[pgoutput.Message]]]:
-    """Whole transactions (commit end LSN, their messages) whose commit ends at or before ``end``, in
-    commit order, read without consuming the slot."""
-    cursor = conn.cursor(name=f"sync_cdc_{names.slot[:40]}")
-    cursor.itersize = fetch
-    options = ", 'messages', 'true'" if messages else ""  # heartbeats are logical messages
-    cursor.execute(
-        "SELECT data FROM pg_logical_slot_peek_binary_changes(%s, %s::pg_lsn, NULL, "
-        f"'proto_version', '1', 'publication_names', %s{options})",
-        [names.slot, _pg_lsn(end), names.publication],
-    )
-    current: list[pgoutput.Message] = []
-    try:
-        for (data,) in cursor:
-            message = pgoutput.decode(data)
-            if isinstance(message, pgoutput.Begin):
-                current = []
-            elif isinstance(message, pgoutput.Commit):
-                if message.end_lsn > end:
-                    break  # committed after the run's end: the next run's
-                yield message.end_lsn, current
-                current = []
-            else:
-                current.append(message)
-    finally:
-        cursor.close()
-
-
 __all__ = [
+    "MAX_NAME",
     "SNAPSHOT_STRATEGY",
     "STREAM_STRATEGY",
     "CaptureRequest",
     "CdcNames",
+    "ChangeRows",
     "SlotInfo",
     "advance_slot",
     "capture_to_staging",
     "cdc_names",
     "check_replica_identity",
+    "connect",
     "drop_cdc",
     "ensure_publication",
     "retained_wal_bytes",
     "slot_info",
+    "table_columns",
 ]

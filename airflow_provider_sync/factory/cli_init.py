@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.errors import TerminalError
+from airflow_provider_sync.pipeline.profile_defaults import DEFAULT_SAMPLE_ROWS
 
 if TYPE_CHECKING:
     from airflow_provider_sync.core.suggest import Suggestions, TableProfile
     from airflow_provider_sync.dialects.connection import ConnectionInfo
 
 TARGET_PLACEHOLDER = "TARGET_CONN_ID"
-DEFAULT_SAMPLE_ROWS = 10_000  # as pipeline/profile.py's, which imports pyarrow
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 

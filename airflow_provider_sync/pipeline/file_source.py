@@ -26,6 +26,7 @@ from airflow_provider_sync.staging.manifest import Manifest, StepRecord, schema_
 
 if TYPE_CHECKING:
     from airflow_provider_sync.config.sections import FileSourceConfig
+    from airflow_provider_sync.staging.files import StageWriter
 
 log = logging.getLogger(__name__)
 
@@ -289,19 +290,9 @@ def extract_files(
     schema = unified_schema(fs, schema_from, read.files) if schema_from else pa.schema([])
     staged = _selected(schema, read) if schema_from else schema
     tracker = _Tracker()
-    by_cursor = read.files.incremental_by == "cursor"
     writer = StageWriter(staging_dir, staged)
     with writer:
-        for file in to_read:
-            before = writer.rows
-            for batch in _batches(fs, file, read.files, schema, read, tracker.bad_lines):
-                batch = conform(batch, staged)
-                if by_cursor:
-                    batch = in_range(batch, read, range_)
-                    _track(batch, read, tracker)
-                if batch.num_rows:
-                    writer.write(batch)
-            logger.info("Read %s: %d row(s) staged", file.name, writer.rows - before)
+        _stage_files(writer, fs, to_read, read, (schema, staged), range_, tracker, logger)
     last = None
     if tracker.cursor is not None:
         cursor = normalize_cursor(tracker.cursor, read.strategy, read.source_timezone)
@@ -333,6 +324,32 @@ def extract_files(
         history=[StepRecord("extract", writer.rows, writer.rows, details=details)],
     )
     return manifest, tracker.bad_lines
+
+
+def _stage_files(
+    writer: StageWriter,
+    fs: Any,
+    to_read: list[SourceFile],
+    read: FileRead,
+    schemas: tuple[pa.Schema, pa.Schema],
+    range_: ExtractRange,
+    tracker: _Tracker,
+    logger: logging.Logger,
+) -> None:
+    """Write the rows of every file (read with the unified schema, conformed to the staged one), keeping
+    only the rows in ``range_`` and tracking the cursor when reading by cursor."""
+    schema, staged = schemas
+    by_cursor = read.files.incremental_by == "cursor"
+    for file in to_read:
+        before = writer.rows
+        for batch in _batches(fs, file, read.files, schema, read, tracker.bad_lines):
+            batch = conform(batch, staged)
+            if by_cursor:
+                batch = in_range(batch, read, range_)
+                _track(batch, read, tracker)
+            if batch.num_rows:
+                writer.write(batch)
+        logger.info("Read %s: %d row(s) staged", file.name, writer.rows - before)
 
 
 def bad_lines_batch(bad: list[BadLine]) -> tuple[pa.RecordBatch, list[str], list[str]]:

@@ -21,8 +21,8 @@ from airflow_provider_sync.dialects.base import Dialect
 from airflow_provider_sync.dialects.catalog import CatalogFacts, list_tables, read_catalog, sample_query
 from airflow_provider_sync.dialects.types import Column, TableRef
 from airflow_provider_sync.errors import TerminalError
+from airflow_provider_sync.pipeline.profile_defaults import DEFAULT_SAMPLE_ROWS
 
-DEFAULT_SAMPLE_ROWS = 10_000
 TOP_VALUES = 10
 
 

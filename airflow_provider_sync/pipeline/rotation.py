@@ -156,16 +156,9 @@ def rotate_table_keys(
 
     from airflow_provider_sync.dialects import get_dialect
     from airflow_provider_sync.dialects._arrow import schema_of
-    from airflow_provider_sync.errors import TerminalError
-    from airflow_provider_sync.targets import target_for
 
     logger = logger or log
-    kind = target_for(info.conn_type)
-    if not kind.capabilities.updates_in_place:
-        raise TerminalError(
-            f"rotate-keys updates rows in place, which {kind.name} targets do not support; re-sync the "
-            "table with mode replace instead"
-        )
+    _check_updates_in_place(info)
     dialect = get_dialect(info.conn_type)
     result = RotationResult(str(table), keyring.primary_id)
     moved_from: set[str] = set()
@@ -203,6 +196,19 @@ def rotate_table_keys(
     result.from_key_ids = sorted(moved_from)
     _rewrap_subject_keys(info, table, keyring, logger)
     return result
+
+
+def _check_updates_in_place(info: ConnectionInfo) -> None:
+    """Refuse targets whose rows cannot be updated in place (rotation rewrites values where they are)."""
+    from airflow_provider_sync.errors import TerminalError
+    from airflow_provider_sync.targets import target_for
+
+    kind = target_for(info.conn_type)
+    if not kind.capabilities.updates_in_place:
+        raise TerminalError(
+            f"rotate-keys updates rows in place, which {kind.name} targets do not support; re-sync the "
+            "table with mode replace instead"
+        )
 
 
 def _rewrap_subject_keys(info: ConnectionInfo, table: TableRef, keyring: Keyring, logger: Any) -> None:

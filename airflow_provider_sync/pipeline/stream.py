@@ -45,13 +45,8 @@ class BatchChannel:
         self._opened.set()
 
     def put(self, batch: pa.RecordBatch) -> None:
-        while not self._cancelled.is_set():
-            try:
-                self._batches.put(batch, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise StreamCancelled("the load stopped taking rows")
+        if not self._hand_over(batch):
+            raise StreamCancelled("the load stopped taking rows")
 
     def close(self, result: Any) -> None:
         self._result = result
@@ -64,12 +59,17 @@ class BatchChannel:
     def _finish(self) -> None:
         self._done.set()
         self._opened.set()
+        self._hand_over(_END)
+
+    def _hand_over(self, item: Any) -> bool:
+        """Queue ``item``, waiting while the queue is full; False when the consumer gave up meanwhile."""
         while not self._cancelled.is_set():
             try:
-                self._batches.put(_END, timeout=0.2)
-                return
+                self._batches.put(item, timeout=0.2)
+                return True
             except queue.Full:
                 continue
+        return False
 
     # ----------------------------------------------------------------- consumer
     def schema(self) -> pa.Schema:

@@ -162,7 +162,7 @@ class KafkaPublisher:
     def publish(self, batches: Iterable[pa.RecordBatch], spec: KafkaTargetSpec) -> PublishResult:
         """Publish every row of ``batches`` to ``spec.topic``; raise unless the broker confirmed them all."""
         try:
-            from confluent_kafka import KafkaError, KafkaException
+            import confluent_kafka  # noqa: F401
         except ImportError as exc:
             raise MissingDriverError("Kafka", "kafka", "confluent_kafka") from exc
 
@@ -184,26 +184,7 @@ class KafkaPublisher:
         for batch in batches:
             batch_count += 1
             for key, value in encode_batch(batch, spec):
-                while True:
-                    try:
-                        producer.produce(
-                            spec.topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery
-                        )
-                        break
-                    except BufferError:
-                        # Local queue full: serve delivery reports until there is room.
-                        producer.poll(0.5)
-                    except KafkaException as exc:
-                        error = exc.args[0]
-                        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
-                            raise TerminalError(
-                                f"a row of {spec.source_table!r} encodes to a message larger than the "
-                                f"producer's message.max.bytes (topic {spec.topic!r}); raise "
-                                "'message.max.bytes' in the Kafka connection extra and on the topic"
-                            ) from None
-                        raise TransientError(
-                            f"could not queue a message for Kafka topic {spec.topic!r}: {error.str()}"
-                        ) from None
+                _produce(producer, spec, key, value, headers, on_delivery)
                 produced += 1
                 if failures:
                     break
@@ -221,6 +202,39 @@ class KafkaPublisher:
         seconds = time.monotonic() - started
         log.info("published %d messages to Kafka topic %s in %.1f s", produced, spec.topic, seconds)
         return PublishResult(topic=spec.topic, messages=produced, batches=batch_count, seconds=seconds)
+
+
+def _produce(
+    producer: Any,
+    spec: KafkaTargetSpec,
+    key: bytes,
+    value: bytes | None,
+    headers: list[tuple[str, bytes]],
+    on_delivery: Callable[[Any, Any], None],
+) -> None:
+    """Queue one message, serving delivery reports while the producer's local queue is full."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    while True:
+        try:
+            producer.produce(
+                spec.topic, value=value, key=key, headers=headers or None, on_delivery=on_delivery
+            )
+            return
+        except BufferError:
+            # Local queue full: serve delivery reports until there is room.
+            producer.poll(0.5)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                raise TerminalError(
+                    f"a row of {spec.source_table!r} encodes to a message larger than the "
+                    f"producer's message.max.bytes (topic {spec.topic!r}); raise "
+                    "'message.max.bytes' in the Kafka connection extra and on the topic"
+                ) from None
+            raise TransientError(
+                f"could not queue a message for Kafka topic {spec.topic!r}: {error.str()}"
+            ) from None
 
 
 def encode_batch(batch: pa.RecordBatch, spec: KafkaTargetSpec) -> Iterable[tuple[bytes, bytes | None]]:

@@ -89,3 +89,23 @@ def demo_databases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir:
 
     Variable.delete("sync:demo_orders:orders")
     return shop, warehouse
+
+
+def seeded_shop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conn_prefix: str, variables: tuple[str, ...]
+) -> Iterator[tuple[Path, Path, Path]]:
+    """For a fixture: the demo's 1000 orders in ``shop.db`` (connection ``<prefix>_shop``), an empty
+    ``warehouse.db`` (``<prefix>_warehouse``) and a pipeline folder; ``variables`` are cleared before and
+    after. Yields the three paths."""
+    from airflow.models import Variable
+
+    shop, warehouse, configs = tmp_path / "shop.db", tmp_path / "warehouse.db", tmp_path / "configs"
+    configs.mkdir()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_prefix.upper()}_SHOP", f"sqlite:///{shop}")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_prefix.upper()}_WAREHOUSE", f"sqlite:///{warehouse}")
+    demo_data().seed(str(shop))
+    for key in variables:
+        Variable.delete(key)
+    yield shop, warehouse, configs
+    for key in variables:
+        Variable.delete(key)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import demo_data, parse_dags_folder, register
+from tests.dags.conftest import demo_data, parse_dags_folder, register, seeded_shop
 
 pytestmark = pytest.mark.integration
 
@@ -34,16 +34,7 @@ default_args: {retries: 0}
 def shop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
 ) -> Iterator[tuple[Path, Path, Path]]:
-    shop, warehouse, configs = tmp_path / "shop.db", tmp_path / "warehouse.db", tmp_path / "configs"
-    configs.mkdir()
-    monkeypatch.setenv("AIRFLOW_CONN_FUSED_SHOP", f"sqlite:///{shop}")
-    monkeypatch.setenv("AIRFLOW_CONN_FUSED_WAREHOUSE", f"sqlite:///{warehouse}")
-    demo_data().seed(str(shop))
-    from airflow.models import Variable
-
-    Variable.delete(KEY)
-    yield shop, warehouse, configs
-    Variable.delete(KEY)
+    yield from seeded_shop(tmp_path, monkeypatch, "fused", (KEY,))
 
 
 def _run(configs: Path) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import demo_data, parse_dags_folder, register
+from tests.dags.conftest import demo_data, parse_dags_folder, register, seeded_shop
 
 pytestmark = pytest.mark.integration
 
@@ -37,18 +37,7 @@ default_args: {retries: 0}
 def shop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
 ) -> Iterator[tuple[Path, Path, Path]]:
-    shop, warehouse, configs = tmp_path / "shop.db", tmp_path / "warehouse.db", tmp_path / "configs"
-    configs.mkdir()
-    monkeypatch.setenv("AIRFLOW_CONN_PARTED_SHOP", f"sqlite:///{shop}")
-    monkeypatch.setenv("AIRFLOW_CONN_PARTED_WAREHOUSE", f"sqlite:///{warehouse}")
-    demo_data().seed(str(shop))
-    from airflow.models import Variable
-
-    for key in (KEY, PLAN_KEY):
-        Variable.delete(key)
-    yield shop, warehouse, configs
-    for key in (KEY, PLAN_KEY):
-        Variable.delete(key)
+    yield from seeded_shop(tmp_path, monkeypatch, "parted", (KEY, PLAN_KEY))
 
 
 def _run(configs: Path) -> Any:
