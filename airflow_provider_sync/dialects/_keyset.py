@@ -68,6 +68,13 @@ class KeysetSQL(SQLNames):
         inside = " AND ".join(parts) or f"{column} IS NOT NULL"
         return f"({inside} OR {column} IS NULL)" if key_slice.nulls else f"({inside})"
 
+    def no_rows_query(self, table: TableRef, within: KeySlice | None = None) -> Query:
+        """``SELECT NOT EXISTS (...)``: true while ``table`` holds no row (of the key slice ``within``). A
+        load whose rows all lie in the slice, keyed by its column, then has nothing to merge with."""
+        bind = Binder(self.capabilities.param_style)
+        where = f" WHERE {self.slice_predicate(within, bind)}" if within is not None else ""
+        return bind.query(f"SELECT NOT EXISTS (SELECT 1 FROM {self.qualify(table)}{where})")
+
     def column_range_query(
         self, source: TableRef | str, column: str, cursor_column: str | None, bounds: KeysetBounds
     ) -> Query:

@@ -35,6 +35,8 @@ from .types import Binder, Column, KeysetBounds, LoadCounts, ParamStyle, Query, 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
     from .declared import DeclaredType
 
@@ -297,7 +299,9 @@ class Dialect(KeysetSQL, LedgerSQL, DMLSQL, abc.ABC):
         ]
 
     # ----------------------------------------------------------------- loading
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
         """Create an empty session-private table with the target's column types for ``columns`` and return
         it. It disappears with the session; the caller's transaction is not committed."""
         staging = self.helper_table(TableRef(target.name), "__sync_stage")

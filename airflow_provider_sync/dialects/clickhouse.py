@@ -34,6 +34,8 @@ from .types import Binder, Column, Query, TableRef
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
 
 DEDUPLICATION_WINDOW = 1000
@@ -256,7 +258,9 @@ class ClickHouseDialect(ClickHouseTypes):
                     yield block.slice(offset, batch_size)
 
     # ----------------------------------------------------------------- loading
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
         staging = self.helper_table(TableRef(target.name), "__sync_stage")
         self.execute(conn, f"DROP TEMPORARY TABLE IF EXISTS {self.qualify(staging)}").close()
         self.execute(

@@ -30,6 +30,8 @@ from .types import Binder, Column, Query, TableRef
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
 
 log = logging.getLogger(__name__)
@@ -187,7 +189,9 @@ class MSSQLDialect(MSSQLTypes):
     def byte_order_sql(self, column: str) -> str:
         return f"{self.quote(column)} COLLATE Latin1_General_100_BIN2"  # code point order
 
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
         staging = self.staging_name(target)
         self.execute(conn, self.drop_table_sql(staging)).close()
         self.execute(conn, self.staging_table_sql(staging, target, columns)).close()

@@ -29,6 +29,8 @@ from .types import Column, Query, TableRef
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
 
 _CONNECT_OPTIONS = ("ssl", "ssl_mode", "unix_socket", "connect_timeout", "read_timeout", "write_timeout")
@@ -237,10 +239,13 @@ class MySQLDialect(MySQLTypes):
     def byte_order_sql(self, column: str) -> str:
         return f"CAST({self.quote(column)} AS BINARY)"  # bytes of utf8mb4 (or latin1): code point order
 
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
-        """A temporary table to merge from - or the target itself while it holds no row: an initial load
-        has nothing to merge with, so the rows are loaded once instead of twice."""
-        probe = self.execute(conn, f"SELECT NOT EXISTS (SELECT 1 FROM {self.qualify(target)})")
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
+        """A temporary table to merge from - or the target itself while it holds no row (of the key slice
+        ``within``, for a partition): an initial load has nothing to merge with, so the rows are loaded
+        once instead of twice."""
+        probe = self.execute(conn, self.no_rows_query(target, within))
         empty = bool(probe.fetchone()[0])
         probe.close()
         if empty:

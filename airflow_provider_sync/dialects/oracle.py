@@ -34,6 +34,8 @@ from .types import Binder, Column, LoadCounts, Query, TableRef
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
 
 _NOT_NAME = re.compile(r"[^A-Z0-9_]")
@@ -239,7 +241,9 @@ class OracleDialect(OracleTypes):
     def byte_order_sql(self, column: str) -> str:
         return f"NLSSORT({self.quote(column)}, 'NLS_SORT=BINARY')"
 
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
         """A private temporary table: session-private, dropped at the end of the transaction, and (unlike
         other DDL) created without committing the caller's transaction."""
         staging = self.staging_name(target)

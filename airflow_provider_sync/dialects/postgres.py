@@ -25,6 +25,8 @@ from .types import Column, LoadCounts, Query, TableRef
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from airflow_provider_sync.core.partitions import KeySlice
+
     from .connection import ConnectionInfo
 
 _CURSOR_NUMBERS = itertools.count(1)
@@ -269,11 +271,16 @@ class PostgresDialect(PostgresTypes):
     def byte_order_sql(self, column: str) -> str:
         return f'{self.quote(column)} COLLATE "C"'  # byte order of UTF-8: code point order
 
-    def create_staging_table(self, conn: Any, target: TableRef, columns: Sequence[str]) -> TableRef:
-        """A temporary table to merge from - or the target itself while it holds no row: an initial load
-        has nothing to merge with, so the rows are copied once instead of twice (and :meth:`upsert`
-        then has nothing left to do)."""
-        if conn.execute(f"SELECT NOT EXISTS (SELECT 1 FROM {self.qualify(target)})", []).fetchone()[0]:
+    def create_staging_table(
+        self, conn: Any, target: TableRef, columns: Sequence[str], within: KeySlice | None = None
+    ) -> TableRef:
+        """A temporary table to merge from - or the target itself while it holds no row (of the key slice
+        ``within``, for a partition): an initial load has nothing to merge with, so the rows are copied
+        once instead of twice (and :meth:`upsert` then has nothing left to do)."""
+        probe = self.execute(conn, self.no_rows_query(target, within))
+        empty = bool(probe.fetchone()[0])
+        probe.close()
+        if empty:
             return target
         staging = self.helper_table(TableRef(target.name, "pg_temp"), "__sync_stage")
         conn.execute(f"DROP TABLE IF EXISTS {self.qualify(staging)}", [])

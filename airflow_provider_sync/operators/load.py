@@ -49,7 +49,16 @@ class LoadOperator(SyncTableOperator):
         from airflow_provider_sync.pipeline.specs import load_spec_for
 
         connection = self.connection_info(self.table.target.conn_id)
-        return load_spec_for(self.table, self.pipeline_dag_id, connection, shared=self.target_shared())
+        spec = load_spec_for(self.table, self.pipeline_dag_id, connection, shared=self.target_shared())
+        key_slice = (self.partition_range or {}).get("partition")
+        renames = any("schema_map" in step for step in self.table.steps)  # the slice names source columns
+        if key_slice and not renames:
+            from dataclasses import replace
+
+            from airflow_provider_sync.core.partitions import KeySlice
+
+            spec = replace(spec, key_slice=KeySlice.from_json(key_slice))
+        return spec
 
     def applies_changes(self, spec: LoadSpec) -> bool:
         """A change-log table into a target with tables goes through the change apply; a broker target

@@ -159,7 +159,8 @@ def _upsert(
     elif spec.soft_delete_column is not None:
         flagged = FlaggedDeletes(dialect, conn, spec.target, spec.keys, spec.soft_delete_column)
         rows = flagged.rows_to_load(rows)
-    staging = dialect.create_staging_table(conn, spec.target, schema.names)
+    within = spec.key_slice if spec.key_slice is not None and spec.key_slice.column in spec.keys else None
+    staging = dialect.create_staging_table(conn, spec.target, schema.names, within)
     if rejects is None:
         staged = dialect.bulk_insert(conn, staging, rows)
         counts = dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)

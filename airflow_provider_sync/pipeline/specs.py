@@ -191,6 +191,9 @@ class LoadSpec:
     target_shared: bool = False
     soft_delete_column: str | None = None
     target_options: Any = None
+    #: The key slice every staged row lies in (a partition of a first read, keyed by its column): an
+    #: upsert finding no target row in it copies straight into the target.
+    key_slice: Any = None
     connect: Callable[[], Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
