@@ -11,10 +11,12 @@ Without PostgreSQL the tests skip locally and fail under ``CI=true`` (``pg_uri``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -58,17 +60,20 @@ def _admin(server_uri: str, *statements: str) -> None:
             conn.execute(statement)
 
 
-@pytest.fixture(scope="session")
-def deployment(pg_uri: str, pytestconfig: pytest.Config) -> Iterator[Deployment]:
-    """A running Airflow 3 over a PostgreSQL metadata database of its own (see the module docstring)."""
-    # Unique names: two test sessions on one server never share (or drop) each other's databases.
-    prefix = f"sync_deploy_{os.getpid()}_{secrets.token_hex(3)}"
+@contextlib.contextmanager
+def running(
+    pg_uri: str, pytestconfig: pytest.Config, prefix: str, start: Callable[[str, dict[str, str]], Deployment]
+) -> Iterator[Any]:
+    """A deployment over databases of its own on the test server (metadata, source, target), named after
+    ``prefix`` so two test sessions never share (or drop) each other's; ``start`` builds it from the
+    metadata URI and the pipeline connections. Stopped, its logs kept when a test failed, databases
+    dropped at the end."""
     names = {"metadata": f"{prefix}_meta", SOURCE_CONN_ID: f"{prefix}_src", TARGET_CONN_ID: f"{prefix}_tgt"}
     _admin(pg_uri, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
     _admin(pg_uri, *(f'CREATE DATABASE "{n}"' for n in names.values()))
     uris = {key: database_uri(pg_uri, name) for key, name in names.items()}
     metadata_uri = uris.pop("metadata").replace("postgresql://", "postgresql+psycopg2://", 1)
-    airflow = Deployment(metadata_uri=metadata_uri, artifacts_dir=ARTIFACTS_DIR, connections=uris)
+    airflow = start(metadata_uri, uris)
     try:
         airflow.start()
         yield airflow
@@ -78,3 +83,14 @@ def deployment(pg_uri: str, pytestconfig: pytest.Config) -> Iterator[Deployment]
             print(f"\nAirflow logs kept in {airflow.keep_logs()}")
         airflow.remove_home()
         _admin(pg_uri, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
+
+
+@pytest.fixture(scope="session")
+def deployment(pg_uri: str, pytestconfig: pytest.Config) -> Iterator[Deployment]:
+    """A running Airflow 3 over a PostgreSQL metadata database of its own (see the module docstring)."""
+
+    def start(metadata_uri: str, connections: dict[str, str]) -> Deployment:
+        return Deployment(metadata_uri=metadata_uri, artifacts_dir=ARTIFACTS_DIR, connections=connections)
+
+    with running(pg_uri, pytestconfig, f"sync_deploy_{os.getpid()}_{secrets.token_hex(3)}", start) as airflow:
+        yield airflow

@@ -21,14 +21,7 @@ import pytest
 
 from airflow_provider_sync.staging.files import safe_component
 from tests.deployment.celery_harness import CeleryDeployment
-from tests.deployment.conftest import (
-    _FAILED,
-    ARTIFACTS_DIR,
-    SOURCE_CONN_ID,
-    TARGET_CONN_ID,
-    _admin,
-    database_uri,
-)
+from tests.deployment.conftest import ARTIFACTS_DIR, SOURCE_CONN_ID, TARGET_CONN_ID, running
 from tests.integration.redis.server import private_redis_server
 from tests.s3_service import CONN_ID as S3_CONN_ID
 from tests.s3_service import S3Server
@@ -82,28 +75,19 @@ def celery_airflow(
 ) -> Iterator[CeleryDeployment]:
     """An Airflow of its own (metadata, source and target databases) on CeleryExecutor with two workers."""
     prefix = f"sync_celery_{os.getpid()}_{secrets.token_hex(3)}"
-    names = {"metadata": f"{prefix}_meta", SOURCE_CONN_ID: f"{prefix}_src", TARGET_CONN_ID: f"{prefix}_tgt"}
-    _admin(pg_uri, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
-    _admin(pg_uri, *(f'CREATE DATABASE "{n}"' for n in names.values()))
-    uris = {key: database_uri(pg_uri, name) for key, name in names.items()}
-    metadata_uri = uris.pop("metadata").replace("postgresql://", "postgresql+psycopg2://", 1)
-    airflow = CeleryDeployment(
-        metadata_uri=metadata_uri,
-        artifacts_dir=ARTIFACTS_DIR,
-        connections=uris,
-        broker_url=redis_broker,
-        staging_base=f"s3://{s3_server.bucket}/{prefix}",
-        extra_env={f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": s3_server.connection_json},
-    )
-    try:
-        airflow.start()
+
+    def start(metadata_uri: str, connections: dict[str, str]) -> CeleryDeployment:
+        return CeleryDeployment(
+            metadata_uri=metadata_uri,
+            artifacts_dir=ARTIFACTS_DIR,
+            connections=connections,
+            broker_url=redis_broker,
+            staging_base=f"s3://{s3_server.bucket}/{prefix}",
+            extra_env={f"AIRFLOW_CONN_{S3_CONN_ID.upper()}": s3_server.connection_json},
+        )
+
+    with running(pg_uri, pytestconfig, prefix, start) as airflow:
         yield airflow
-    finally:
-        airflow.stop()
-        if pytestconfig.stash.get(_FAILED, False) or not airflow.started or os.environ.get("SYNC_KEEP_LOGS"):
-            print(f"\nAirflow logs kept in {airflow.keep_logs()}")
-        airflow.remove_home()
-        _admin(pg_uri, *(f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in names.values()))
 
 
 def _seed(airflow: CeleryDeployment) -> None:
