@@ -30,7 +30,7 @@ from airflow_provider_sync.dialects import changes_sql, get_dialect
 from airflow_provider_sync.dialects.base import Dialect
 from airflow_provider_sync.dialects.types import TableRef
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError
-from airflow_provider_sync.pipeline.extract import driver_errors, open_connection
+from airflow_provider_sync.pipeline.connections import driver_errors, open_connection
 from airflow_provider_sync.pipeline.load_parts import check_compatible
 from airflow_provider_sync.pipeline.ownership import claim_target
 from airflow_provider_sync.pipeline.specs import LoadSpec

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from airflow_provider_sync.dialects.types import Column, KeysetBounds
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.manifest import Manifest, StepRecord, schema_to_text
 
+from .connections import driver_errors, open_connection, source_columns
 from .progress import ProgressReporter
 from .specs import ExtractSpec
 
@@ -35,28 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-def open_connection(dialect: Dialect, spec: Any) -> Any:
-    return spec.connect() if spec.connect is not None else dialect.connect(spec.connection)
-
-
-@contextmanager
-def driver_errors(dialect: Dialect) -> Iterator[None]:
-    """Re-raise driver errors as TransientError/TerminalError with log-safe messages (no row values)."""
-    try:
-        yield
-    except Exception as exc:
-        translated = dialect.translate_error(exc)
-        if translated is None:
-            raise
-        raise translated from None
-
-
-def source_columns(dialect: Dialect, conn: Any, source: Any) -> list[Column]:
-    """The columns of a source table, or of what a source query returns."""
-    if isinstance(source, str):
-        return dialect.query_columns(conn, source)
-    return dialect.get_columns(conn, source)
+# Shared by every module that reads or writes a database; long imported from here.
+__all__ = ["driver_errors", "extract_to_staging", "manifest_watermark", "open_connection", "source_columns"]
 
 
 def _select_columns(spec: ExtractSpec, available: list[Column], keys: list[str]) -> list[Column]:

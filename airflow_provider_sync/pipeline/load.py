@@ -17,7 +17,7 @@ from airflow_provider_sync.dialects.types import LoadCounts, TableRef
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.manifest import Manifest
 
-from .extract import driver_errors, open_connection
+from .connections import driver_errors, open_connection
 from .load_append import append_rows
 from .load_parts import (
     LoadResult,

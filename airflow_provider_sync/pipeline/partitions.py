@@ -19,14 +19,8 @@ from airflow_provider_sync.dialects.types import KeysetBounds
 from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.manifest import Manifest
 
-from .extract import (
-    cursor_from_source,
-    driver_errors,
-    keyset_bounds,
-    open_connection,
-    plan_range,
-    source_columns,
-)
+from .connections import driver_errors, open_connection, source_columns
+from .extract import cursor_from_source, keyset_bounds, plan_range
 from .specs import ExtractSpec
 
 log = logging.getLogger(__name__)

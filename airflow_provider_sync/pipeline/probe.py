@@ -11,7 +11,8 @@ from airflow_provider_sync.core.watermark import ExtractRange, Watermark
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import Query, TableRef
 
-from .extract import driver_errors, keyset_bounds, open_connection, plan_range, source_columns
+from .connections import driver_errors, open_connection, source_columns
+from .extract import keyset_bounds, plan_range
 from .specs import ExtractSpec
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from airflow_provider_sync.core.vocabulary import DEFAULT_BATCH_SIZE
 from airflow_provider_sync.dialects import changes_sql, get_dialect
 from airflow_provider_sync.errors import TerminalError
 
-from .extract import driver_errors, open_connection
+from .connections import driver_errors, open_connection
 from .ownership import claim_target
 
 if TYPE_CHECKING:

@@ -149,7 +149,7 @@ def _replace_targets(
 ) -> None:
     """Empty every subset table of one target connection (children first) and fill it (parents first),
     all in one transaction."""
-    from airflow_provider_sync.pipeline.extract import driver_errors
+    from airflow_provider_sync.pipeline.connections import driver_errors
 
     dialect = get_dialect(info.conn_type)
     with driver_errors(dialect):
