@@ -8,7 +8,7 @@ Step rows are written by :class:`~airflow_provider_sync.operators.base.SyncTable
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
@@ -69,8 +69,16 @@ def write_audit(operator: SyncTableOperator, record: AuditRecord, *, raise_error
         operator.log.exception("Could not write the audit row of a failed step")
 
 
-def run_values(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum a manifest's step history into the run row's counters."""
+#: Counts that add up over the steps that report them (two mask steps mask twice); any other count is the
+#: last reporting step's (the rows the last validate step let through).
+SUMMED_COUNTS = frozenset({"rows_masked", "rows_encrypted"})
+
+
+def run_values(
+    history: list[dict[str, Any]], counts_of: Mapping[str, Callable[[dict[str, Any]], dict[str, int]]]
+) -> dict[str, Any]:
+    """A manifest's step history as the run row's counters. ``counts_of`` maps a stage's name to what its
+    operator says its record adds (``audit_counts``); rejects by rule and key ids are every step's."""
     values: dict[str, Any] = {
         "rows_rejected": 0,
         "rejected_by_rule": {},
@@ -79,28 +87,28 @@ def run_values(history: list[dict[str, Any]]) -> dict[str, Any]:
     }
     key_ids: set[str] = set()
     for record in history:
-        step, details = record.get("step", ""), record.get("details") or {}
-        if step == "extract":
-            values["rows_extracted"] = record.get("rows_out")
-        if step.startswith("validate"):
-            values["rows_valid"] = record.get("rows_out")
+        counts = counts_of.get(str(record.get("step", "")))
+        for name, count in (counts(record) if counts is not None else {}).items():
+            values[name] = values.get(name, 0) + count if name in SUMMED_COUNTS else count
         for rule, count in (record.get("rejected_by_rule") or {}).items():
             values["rejected_by_rule"][rule] = values["rejected_by_rule"].get(rule, 0) + count
             values["rows_rejected"] += count
-        if details.get("columns_masked"):
-            values["rows_masked"] += int(record.get("rows_out") or 0)
-        if details.get("columns_encrypted"):
-            values["rows_encrypted"] += int(details.get("values_encrypted") or record.get("rows_out") or 0)
-        key_ids.update(details.get("key_ids") or ())
-        if step == "load":
-            values["rows_loaded"] = details.get("rows_loaded", record.get("rows_out"))
-            flagged = int(details.get("flagged") or 0)
-            values["rows_skipped"] = (
-                int(record.get("rows_in") or 0) - int(values["rows_loaded"] or 0) - flagged
-            )
-            values["rows_deleted"] = int(details.get("deleted") or 0)
+        key_ids.update((record.get("details") or {}).get("key_ids") or ())
     values["key_ids"] = sorted(key_ids) or None
     return values
+
+
+def stage_counts(table: Any) -> dict[str, Callable[[dict[str, Any]], dict[str, int]]]:
+    """Each stage of ``table`` by name, with its operator's ``audit_counts``."""
+    import importlib
+
+    from airflow_provider_sync.operators.stages import table_stages
+
+    counts: dict[str, Callable[[dict[str, Any]], dict[str, int]]] = {}
+    for stage in table_stages(table):
+        module, _, name = stage.operator.rpartition(".")
+        counts[stage.task_id] = getattr(importlib.import_module(module), name).audit_counts
+    return counts
 
 
 class AuditLogOperator(SyncTableOperator):
@@ -124,7 +132,7 @@ class AuditLogOperator(SyncTableOperator):
 
             manifest = merge_partition_manifests(list(manifest)).to_json()
         watermark = self.upstream_value(context, self.input_task_id) or {}
-        values = run_values(manifest.get("history") or [])
+        values = run_values(manifest.get("history") or [], stage_counts(self.table))
         dag_run = context.get("dag_run")
         started = getattr(dag_run, "start_date", None) or datetime.now(timezone.utc)
         record = start_record(self, context, "run")

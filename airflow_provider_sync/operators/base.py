@@ -144,6 +144,12 @@ class SyncTableOperator(BaseOperator):
             task_id = f"{group}.{task_id}"
         return context["ti"].xcom_pull(task_ids=task_id)
 
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        """What this stage's record in the manifest history adds to the run's audit row (rows extracted,
+        valid, masked, loaded...); rejects by rule and key ids are read from every record alike."""
+        return {}
+
     def prepare(self, context: Context) -> None:
         """Work done before the audited step, whose outcome (such as a skip) is not a step try."""
 

@@ -20,6 +20,10 @@ class ChangeCaptureOperator(SyncTableOperator):
     ui_color = "#d6ecfa"
     audit_step = "extract"
 
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        return {"rows_extracted": int(record.get("rows_out") or 0)}
+
     def capture_run(self, context: Context) -> CaptureRun:
         from airflow_provider_sync.cdc.runner import CaptureRun
         from airflow_provider_sync.dialects.types import TableRef

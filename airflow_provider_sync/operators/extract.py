@@ -30,6 +30,10 @@ class IncrementalExtractOperator(SyncTableOperator):
     ui_color = "#d6ecfa"
     audit_step = "extract"
 
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        return {"rows_extracted": int(record.get("rows_out") or 0)}
+
     def extract_spec(self) -> ExtractSpec:
         from airflow_provider_sync.pipeline.specs import extract_spec_for
 

@@ -45,6 +45,18 @@ class LoadOperator(SyncTableOperator):
         super().__init__(**kwargs)
         self.outlets = [*self.outlets, target_asset(self.table)]
 
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        details = record.get("details") or {}
+        loaded = int(details.get("rows_loaded", record.get("rows_out")) or 0)
+        flagged = int(details.get("flagged") or 0)
+        skipped = int(record.get("rows_in") or 0) - loaded - flagged
+        return {
+            "rows_loaded": loaded,
+            "rows_skipped": skipped,
+            "rows_deleted": int(details.get("deleted") or 0),
+        }
+
     def load_spec(self) -> LoadSpec:
         from airflow_provider_sync.pipeline.specs import load_spec_for
 

@@ -147,6 +147,10 @@ class ValidateOperator(TransformStepOperator):
     ui_color = "#fdf2d0"
     step_type = "validate"
 
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        return {"rows_valid": int(record.get("rows_out") or 0)}
+
     def run(self, context: Context) -> StepOutcome:
         from airflow_provider_sync.core.validate import Validator
         from airflow_provider_sync.staging.manifest import StepRecord
@@ -197,6 +201,11 @@ class MaskOperator(TransformStepOperator):
     step_type = "mask"
 
     @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        masked = (record.get("details") or {}).get("columns_masked")
+        return {"rows_masked": int(record.get("rows_out") or 0)} if masked else {}
+
+    @classmethod
     def protections(cls, body: dict[str, Any], table: TableSpec) -> dict[str, ColumnTransform]:
         from airflow_provider_sync.config.steps.mask import MaskStep
         from airflow_provider_sync.core.mask import Masker
@@ -225,6 +234,13 @@ class EncryptOperator(TransformStepOperator):
 
     ui_color = "#e2e7f7"
     step_type = "encrypt"
+
+    @classmethod
+    def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
+        details = record.get("details") or {}
+        if not details.get("columns_encrypted"):
+            return {}
+        return {"rows_encrypted": int(details.get("values_encrypted") or record.get("rows_out") or 0)}
 
     @classmethod
     def protections(cls, body: dict[str, Any], table: TableSpec) -> dict[str, ColumnTransform]:
