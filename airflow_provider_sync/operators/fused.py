@@ -8,6 +8,11 @@ still stages its files (kept for inspection and for the retry), writes its own a
 watermark is committed only after the load has committed. A retry of the task runs the stages again from
 the extract, which reads from the watermark that was not moved; the load's upsert keys or append ledger
 make the rows of a load that committed before a crash harmless.
+
+When no step stands between them and the load needs no staged file of its own, the extract and the load
+run side by side: the extract on a thread, handing each batch it stages to the load through a bounded
+channel (:mod:`~airflow_provider_sync.pipeline.stream`); the load commits once the extract finished. One
+mapped task of a partitioned read (``scope="partition"``) runs extract → steps → load of its key range.
 """
 
 from __future__ import annotations
