@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def task_partition(args: dict[str, Any]) -> dict[str, Any]:
         mode="upsert",
         keys=("id",),
     )
-    result = load_from_staging(spec, manifest)
+    # As the load task of a partition does: its rows lie in the slice, keyed by its column.
+    result = load_from_staging(replace(spec, key_slice=range_.partition), manifest)
     return {"rows": result.rows_staged, "extract_done": extracted}
 
 
