@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_sync.core.kinds import type_kind
 from airflow_provider_sync.errors import IncompatibleSchemaError, TerminalError
 from airflow_provider_sync.staging.files import read_manifest
 from airflow_provider_sync.staging.manifest import Manifest
@@ -72,8 +73,8 @@ class LoadResult:
 
 # Which staged Arrow type families each target column family accepts.
 _ACCEPTS: dict[str, set[str]] = {
-    "bool": {"bool", "integer", "null"},
-    "integer": {"integer", "bool", "null"},
+    "boolean": {"boolean", "integer", "null"},
+    "integer": {"integer", "boolean", "null"},
     "float": {"integer", "float", "decimal", "null"},
     "decimal": {"integer", "decimal", "float", "null"},
     "timestamp": {"timestamp", "date", "null"},
@@ -81,23 +82,6 @@ _ACCEPTS: dict[str, set[str]] = {
     "time": {"time", "null"},
     "binary": {"binary", "null"},
 }
-
-
-def _family(kind: pa.DataType) -> str:
-    import pyarrow as pa
-
-    checks = [
-        ("bool", pa.types.is_boolean),
-        ("integer", pa.types.is_integer),
-        ("float", pa.types.is_floating),
-        ("decimal", pa.types.is_decimal),
-        ("timestamp", pa.types.is_timestamp),
-        ("date", pa.types.is_date),
-        ("time", pa.types.is_time),
-        ("null", pa.types.is_null),
-        ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)),
-    ]
-    return next((name for name, check in checks if check(kind)), "string")
 
 
 def check_compatible(
@@ -114,8 +98,8 @@ def check_compatible(
     mismatched = []
     for field in schema:
         column = target_columns[field.name]
-        accepted = _ACCEPTS.get(_family(column.arrow_type))
-        if accepted is not None and _family(field.type) not in accepted:
+        accepted = _ACCEPTS.get(type_kind(column.arrow_type))
+        if accepted is not None and type_kind(field.type) not in accepted:
             mismatched.append(f"{field.name} ({field.type} into {column.db_type})")
     if mismatched:
         raise IncompatibleSchemaError(

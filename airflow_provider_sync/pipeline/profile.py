@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from airflow_provider_sync.core.kinds import type_kind
 from airflow_provider_sync.core.suggest import ColumnProfile, TableProfile, value_pattern_shares
 from airflow_provider_sync.dialects.base import Dialect
 from airflow_provider_sync.dialects.catalog import CatalogFacts, list_tables, read_catalog, sample_query
@@ -28,17 +29,7 @@ TOP_VALUES = 10
 
 def arrow_kind(arrow_type: pa.DataType) -> str:
     """The coarse kind of a column type the suggestions reason about."""
-    checks = (
-        ("boolean", pa.types.is_boolean),
-        ("integer", pa.types.is_integer),
-        ("float", pa.types.is_floating),
-        ("decimal", pa.types.is_decimal),
-        ("timestamp", pa.types.is_timestamp),
-        ("date", pa.types.is_date),
-        ("text", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
-        ("binary", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t)),
-    )
-    return next((kind for kind, check in checks if check(arrow_type)), "other")
+    return type_kind(arrow_type)
 
 
 def check_table(dialect: Dialect, conn: Any, table: TableRef) -> None:
