@@ -83,8 +83,12 @@ def task_streamed(args: dict[str, Any]) -> dict[str, Any]:
     producer = threading.Thread(target=produce)
     producer.start()
     opened = Manifest("bench", "s", "orders", "extract", [], 0, schema_to_text(channel.schema()))
-    target = ConnectionInfo.from_uri(base.PG_URI)
-    spec = LoadSpec(target, table="orders", schema=base.TARGET_SCHEMA, mode="upsert", keys=("id",))
+    if args.get("mysql"):
+        target = ConnectionInfo.from_uri(base.MYSQL_URI)
+        spec = LoadSpec(target, table=base.MYSQL_TABLE, mode="upsert", keys=("id",))
+    else:
+        target = ConnectionInfo.from_uri(base.PG_URI)
+        spec = LoadSpec(target, table="orders", schema=base.TARGET_SCHEMA, mode="upsert", keys=("id",))
     try:
         load_from_staging(spec, opened, batches=iter(channel), before_commit=channel.result)
     finally:
@@ -112,12 +116,27 @@ def run_partitions(count: int, work: Path) -> tuple[float, int, list[dict[str, A
     return time.perf_counter() - started, len(ranges), results
 
 
-def _measure_streamed(work: Path) -> dict[str, Any]:
-    args = json.dumps({"staging": str(work / "streamed")})
+def _measure_streamed(work: Path, mysql: bool = False) -> dict[str, Any]:
+    args = json.dumps({"staging": str(work / ("streamed-mysql" if mysql else "streamed")), "mysql": mysql})
     command = [sys.executable, __file__, "--task", "streamed", "--task-args", args]
     done = subprocess.run(command, capture_output=True, text=True, cwd=base.REPO, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
+
+
+def _pg_to_mariadb(work: Path, rows: int) -> None:
+    """PG->MariaDB fused (the extract streamed into ``LOAD DATA``) against ``LOAD DATA`` fed by ``COPY``."""
+    base.prepare_mysql()
+    streamed = _measure_streamed(work, mysql=True)
+    base.check_same_rows("mysql")
+    base.copy_mysql_table_shape()
+    raw = base.measure("raw_mysql", rows=rows)["seconds"]
+    print(f"raw LOAD DATA fed from COPY        {raw:7.2f} s  {rows / raw:>10,.0f} rows/s  1.00x")
+    print(
+        f"engine, fused PG->MariaDB          {streamed['seconds']:7.2f} s  "
+        f"{rows / streamed['seconds']:>10,.0f} rows/s  {raw / streamed['seconds']:.2f}x  "
+        f"(peak RSS {streamed['rss_mib']:.0f} MiB)"
+    )
 
 
 def main() -> None:
@@ -126,6 +145,7 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=5_000_000)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--mysql", action="store_true", help="also PG->MariaDB fused, against LOAD DATA")
     parser.add_argument("--task")
     parser.add_argument("--task-args")
     options = parser.parse_args()
@@ -168,6 +188,8 @@ def main() -> None:
             f"{rows / streamed['seconds']:>10,.0f} rows/s  {raw['seconds'] / streamed['seconds']:.2f}x  "
             f"(peak RSS {streamed['rss_mib']:.0f} MiB)"
         )
+        if options.mysql:
+            _pg_to_mariadb(work, rows)
         base.drop_postgres_target()
         wall, count, results = run_partitions(options.partitions, work)
         base.check_same_rows("postgres")
