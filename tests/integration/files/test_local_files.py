@@ -185,3 +185,34 @@ def test_csv_without_header_in_latin1_with_named_columns(
         (1, "Zoë", None),
         (2, "Jürgen", 7),
     ]
+
+
+def test_a_failed_load_leaves_the_ledger_so_the_next_run_reads_the_files_again(
+    file_pipeline: Callable[..., Any],
+    run_pipeline: Callable[..., Any],
+    warehouse: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_sync.errors import TransientError
+    from airflow_provider_sync.operators.load import LoadOperator
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_text("id,name,amount\n1,apple,1.5\n")
+    run = file_pipeline(f"path: {folder}/*.csv\nformat: csv")
+    run()
+    (folder / "b.csv").write_text("id,name,amount\n2,pear,2\n")
+    before = stored_variable(run.dag_id)
+
+    def lost(self: Any, context: Any) -> Any:
+        raise TransientError("target connection lost")
+
+    original = LoadOperator.run
+    monkeypatch.setattr(LoadOperator, "run", lost)
+    assert run_pipeline(run.dag_id).state == "failed"
+    assert stored_variable(run.dag_id) == before, "the ledger is committed only after a load"
+    monkeypatch.setattr(LoadOperator, "run", original)
+    run()
+    assert rows(warehouse, "SELECT id, name FROM items ORDER BY id") == [(1, "apple"), (2, "pear")]
+    assert len(stored_variable(run.dag_id)["files"]) == 2
