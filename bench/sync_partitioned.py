@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,68 +32,16 @@ import sync_throughput as base
 
 
 def task_partition(args: dict[str, Any]) -> dict[str, Any]:
-    """Extract one partition's range and load it, as one mapped ``sync`` task does."""
+    """Extract one partition's range streamed into its load, as one mapped ``sync`` task does."""
     from airflow_provider_sync.core.watermark import ExtractRange
-    from airflow_provider_sync.dialects.connection import ConnectionInfo
-    from airflow_provider_sync.pipeline.extract import extract_to_staging
-    from airflow_provider_sync.pipeline.load import load_from_staging
-    from airflow_provider_sync.pipeline.specs import LoadSpec
 
     range_ = ExtractRange.from_json(args["range"])
-    manifest = extract_to_staging(
-        base._extract_spec(), range_, Path(args["staging"]), dag_id="bench", run_id="p", table="orders"
-    )
-    extracted = time.perf_counter()
-    spec = LoadSpec(
-        ConnectionInfo.from_uri(base.PG_URI),
-        table="orders",
-        schema=base.TARGET_SCHEMA,
-        mode="upsert",
-        keys=("id",),
-    )
-    # As the load task of a partition does: its rows lie in the slice, keyed by its column.
-    result = load_from_staging(replace(spec, key_slice=range_.partition), manifest)
-    return {"rows": result.rows_staged, "extract_done": extracted}
+    return base.stream_extract_into_load(args, range_)
 
 
 def task_streamed(args: dict[str, Any]) -> dict[str, Any]:
     """Extract on a thread streaming into the load, as a fused table without steps runs."""
-    import threading
-
-    from airflow_provider_sync.dialects.connection import ConnectionInfo
-    from airflow_provider_sync.pipeline.extract import extract_to_staging
-    from airflow_provider_sync.pipeline.load import load_from_staging
-    from airflow_provider_sync.pipeline.specs import LoadSpec
-    from airflow_provider_sync.pipeline.stream import BatchChannel
-    from airflow_provider_sync.staging.manifest import Manifest, schema_to_text
-
-    channel = BatchChannel()
-
-    def produce() -> None:
-        try:
-            manifest = extract_to_staging(
-                base._extract_spec(), None, Path(args["staging"]), dag_id="bench", run_id="s", table="orders",
-                on_schema=channel.open, on_batch=channel.put,
-            )  # fmt: skip
-            channel.close(manifest)
-        except BaseException as error:
-            channel.fail(error)
-
-    producer = threading.Thread(target=produce)
-    producer.start()
-    opened = Manifest("bench", "s", "orders", "extract", [], 0, schema_to_text(channel.schema()))
-    if args.get("mysql"):
-        target = ConnectionInfo.from_uri(base.MYSQL_URI)
-        spec = LoadSpec(target, table=base.MYSQL_TABLE, mode="upsert", keys=("id",))
-    else:
-        target = ConnectionInfo.from_uri(base.PG_URI)
-        spec = LoadSpec(target, table="orders", schema=base.TARGET_SCHEMA, mode="upsert", keys=("id",))
-    try:
-        load_from_staging(spec, opened, batches=iter(channel), before_commit=channel.result)
-    finally:
-        channel.cancel()
-        producer.join()
-    return {"rows": channel.result().rows}
+    return base.stream_extract_into_load(args, None)
 
 
 def run_partitions(count: int, work: Path) -> tuple[float, int, list[dict[str, Any]]]:

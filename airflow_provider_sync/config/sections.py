@@ -89,12 +89,19 @@ class PartitionsConfig(StrictModel):
         ...,
         ge=2,
         le=64,
-        description="How many partitions (2 to 64): ranges of equal width between the column's minimum and "
-        "maximum. Each runs as one task; how many run at once is bounded by the table's pool.",
+        description="How many partitions (2 to 64). Each runs as one task; how many run at once is bounded "
+        "by the table's pool.",
     )
     column: Identifier | None = Field(
         None,
         description="Numeric, date or timestamp column to cut the ranges on (default: the only key column).",
+    )
+    split: Literal["equal_width", "quantiles"] = Field(
+        "equal_width",
+        description="equal_width: ranges of equal width between the column's minimum and maximum (one "
+        "MIN/MAX query; suits evenly spread keys such as a sequence); quantiles: ranges holding about as "
+        "many rows each, cut at the column's quantiles (the plan reads the column once, in order: an index "
+        "scan where it is indexed; for skewed keys).",
     )
 
 

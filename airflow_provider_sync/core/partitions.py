@@ -105,6 +105,26 @@ def key_slices(column: str, low: Any, high: Any, count: int, *, nullable: bool =
     """The slices of ``column`` for values seen between ``low`` and ``high`` (both None: no row has a value
     in the column, so one slice takes everything)."""
     points = [] if low is None or high is None else split_points(low, high, count)
+    return slices_at(column, points, nullable=nullable)
+
+
+def quantile_points(starts: list[Any]) -> list[Any]:
+    """The inner boundaries from the smallest value of each quantile (in order, the first being the
+    column's minimum): every start but the first, without repeats (a value spanning two quantiles)."""
+    points: list[Any] = []
+    for value in starts[1:]:
+        if value is None:
+            continue
+        if isinstance(value, (bool, str, bytes)) or not (_is_number(value) or isinstance(value, dt.date)):
+            raise UnsplittableColumn(f"{type(value).__name__} values")
+        if value > starts[0] and (not points or value > points[-1]):
+            points.append(value)
+    return points
+
+
+def slices_at(column: str, points: list[Any], *, nullable: bool = True) -> list[KeySlice]:
+    """The slices of ``column`` cut at the increasing inner boundaries ``points``: the first open below
+    (and taking the NULLs), the last open above."""
     edges = [None, *points, None]
     total = len(edges) - 1
     return [

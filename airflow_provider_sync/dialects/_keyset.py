@@ -85,6 +85,25 @@ class KeysetSQL(SQLNames):
         quoted = self.quote(column)
         return bind.query(f"SELECT MIN({quoted}), MAX({quoted}) FROM {self.source_sql(source)}{where}")
 
+    def column_quantiles_query(
+        self, source: TableRef | str, column: str, cursor_column: str | None, bounds: KeysetBounds, count: int
+    ) -> Query:
+        """The smallest non-NULL value of each of ``count`` quantiles of ``column`` over the rows inside
+        ``bounds``, in order (``NTILE`` over the column: the rows are read once, sorted by it), where a
+        partitioned read of skewed keys cuts its slices."""
+        bind = Binder(self.capabilities.param_style)
+        quoted = self.quote(column)
+        where = f"{quoted} IS NOT NULL"
+        if cursor_column:
+            where += f" AND {self.keyset_predicate(cursor_column, (), bounds, bind)}"
+        tiles = (
+            f"SELECT {quoted}, NTILE({int(count)}) OVER (ORDER BY {quoted}) AS sync_tile "
+            f"FROM {self.source_sql(source)} WHERE {where}"
+        )
+        return bind.query(
+            f"SELECT MIN({quoted}) FROM ({tiles}) sync_tiles GROUP BY sync_tile ORDER BY sync_tile"
+        )
+
     def _row_greater(self, columns: Sequence[str], values: Sequence[Any], bind: Binder) -> str:
         quoted = [self.quote(c) for c in columns]
         if len(columns) == 1:

@@ -63,15 +63,18 @@ class PartitionPlanOperator(SyncTableOperator):
             stored is not None
             and stored["column"] == partitions.column
             and stored["count"] == partitions.count
+            and stored.get("split", "equal_width") == partitions.split
         ):
             self.log.info("Resuming the partition plan %s of run %s", key, stored.get("run_id"))
             return list(stored["ranges"])
         spec = extract_spec_for(self.table, self.connection_info(self.table.source.conn_id))
-        planned = plan_partitions(spec, partitions.column, partitions.count, logger=self.log)  # type: ignore[arg-type]
+        column, count, split = str(partitions.column), partitions.count, partitions.split
+        planned = plan_partitions(spec, column, count, split=split, logger=self.log)  # type: ignore[arg-type]
         ranges: list[dict[str, Any] | None] = [r.to_json() for r in planned]
         plan = {
             "column": partitions.column,
             "count": partitions.count,
+            "split": split,
             "run_id": run_id,
             "ranges": ranges,
         }

@@ -77,6 +77,7 @@ def load_from_staging(
     if marker is not None:
         schema = _with_marker(schema, marker)
     started = time.monotonic()
+    streamed = _Counted(batches) if batches is not None else None
     with driver_errors(dialect):
         conn = open_connection(dialect, spec)
         try:
@@ -91,7 +92,10 @@ def load_from_staging(
                 raise ValueError(
                     "an append load reads its staged files: its ledger row needs the range's end"
                 )
-            rows = batches if batches is not None else staged_batches(manifest, logger, f"load {spec.target}")
+            if streamed is not None:
+                rows = iter(streamed)
+            else:
+                rows = staged_batches(manifest, logger, f"load {spec.target}")
             if spec.mode == "replace":
                 result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows)
             else:
@@ -104,8 +108,22 @@ def load_from_staging(
         finally:
             conn.close()
     result = replace(result, seconds=round(time.monotonic() - started, 3))
+    if streamed is not None:  # a stream's manifest is only written after the load began: count its rows here
+        result = replace(result, rows_staged=streamed.rows)
     logger.info("load %s: %s", spec.target, result.summary())
     return result
+
+
+class _Counted:
+    """The batches handed to a load, counted as they pass."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self.batches, self.rows = batches, 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.batches:
+            self.rows += batch.num_rows
+            yield batch
 
 
 def _with_marker(schema: pa.Schema, marker: str) -> pa.Schema:

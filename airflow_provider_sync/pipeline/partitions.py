@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from airflow_provider_sync.core.partitions import UnsplittableColumn, key_slices
+from airflow_provider_sync.core.partitions import UnsplittableColumn, key_slices, quantile_points, slices_at
 from airflow_provider_sync.core.watermark import ExtractRange, decode_value
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import KeysetBounds
@@ -27,10 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def plan_partitions(
-    spec: ExtractSpec, column: str, count: int, *, logger: logging.Logger | None = None
+    spec: ExtractSpec,
+    column: str,
+    count: int,
+    *,
+    split: str = "equal_width",
+    logger: logging.Logger | None = None,
 ) -> list[ExtractRange]:
-    """The ranges of a partitioned first read (``count`` or fewer slices of ``column``), all bounded by one
-    high-water mark; one unpartitioned range when the source has no row to read."""
+    """The ranges of a partitioned first read (``count`` or fewer slices of ``column``, of equal width or
+    cut at its quantiles, see ``split``), all bounded by one high-water mark; one unpartitioned range when
+    the source has no row to read."""
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     range_ = plan_range(spec, None)
@@ -57,35 +63,56 @@ def plan_partitions(
                     return [range_]
                 bounds = keyset_bounds(range_, cursor, spec, upto=hwm, render=render)
                 range_ = replace(range_, end=cursor_from_source(hwm, cursor, spec))
-            query = dialect.column_range_query(source, column, spec.cursor_column, bounds)
-            result = dialect.execute(conn, query)
-            try:
-                low, high = result.fetchone()
-            finally:
-                result.close()
+            low, high, starts = _column_spread(dialect, conn, spec, column, bounds, count, split)
         finally:
             try:
                 conn.rollback()
             finally:
                 conn.close()
     try:
-        slices = key_slices(column, low, high, count)
+        if split == "quantiles":
+            slices = slices_at(column, quantile_points(starts))
+        else:
+            slices = key_slices(column, low, high, count)
     except UnsplittableColumn as error:
         raise TerminalError(
             f"source.partitions.column {column!r} of {spec.label} holds {error}, which cannot be cut into "
             "ranges; partition by a numeric, date or timestamp column (such as an integer primary key)"
         ) from None
     logger.info(
-        "%s: %d partition(s) of %s between %s and %s, up to %s %s",
+        "%s: %d partition(s) of %s (%s) between %s and %s, up to %s %s",
         spec.label,
         len(slices),
         column,
+        split.replace("_", " "),
         low,
         high,
         spec.cursor_column or "the end",
         range_.end if range_.end is not None else "",
     )
     return [replace(range_, partition=key_slice) for key_slice in slices]
+
+
+def _column_spread(
+    dialect: Any, conn: Any, spec: ExtractSpec, column: str, bounds: KeysetBounds, count: int, split: str
+) -> tuple[Any, Any, list[Any]]:
+    """The column's minimum and maximum inside ``bounds`` and, to cut at quantiles, each quantile's
+    smallest value (empty otherwise)."""
+    source = spec.source
+    result = dialect.execute(conn, dialect.column_range_query(source, column, spec.cursor_column, bounds))
+    try:
+        low, high = result.fetchone()
+    finally:
+        result.close()
+    if split != "quantiles" or low is None:
+        return low, high, []
+    query = dialect.column_quantiles_query(source, column, spec.cursor_column, bounds, count)
+    result = dialect.execute(conn, query)
+    try:
+        starts = [row[0] for row in result.fetchall()]
+    finally:
+        result.close()
+    return low, high, starts
 
 
 def merge_partition_manifests(values: list[dict[str, Any]]) -> Manifest:

@@ -97,10 +97,14 @@ def _tie_the_last_rows_across_partitions(shop: Path) -> None:
         )
 
 
-def test_a_first_read_runs_in_partitions_up_to_one_high_water_mark(shop: tuple[Path, Path, Path]) -> None:
+@pytest.mark.parametrize("split", ["equal_width", "quantiles"])
+def test_a_first_read_runs_in_partitions_up_to_one_high_water_mark(
+    shop: tuple[Path, Path, Path], split: str
+) -> None:
     source, warehouse, configs = shop
     _tie_the_last_rows_across_partitions(source)
-    (configs / "parted.yaml").write_text(PIPELINE % "upsert")
+    pipeline = PIPELINE.replace("{count: 4}", f"{{count: 4, split: {split}}}")
+    (configs / "parted.yaml").write_text(pipeline % "upsert")
     first = _run(configs)
     assert first.state == "success"
     assert _sync_tries(first) == dict.fromkeys(range(4), "success")

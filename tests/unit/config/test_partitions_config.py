@@ -61,3 +61,15 @@ def test_the_count_is_bounded(tmp_path: Path, count: str, allowed: str) -> None:
     with pytest.raises(ConfigError) as error:
         _load(tmp_path, f"{{count: {count}}}", "target: {conn_id: dst, keys: [id]}\n")
     assert "source.partitions.count" in str(error.value) and allowed in str(error.value)
+
+
+def test_split_defaults_to_equal_width_and_names_what_is_allowed(tmp_path: Path) -> None:
+    target = "target: {conn_id: dst, keys: [id]}\n"
+    pipeline = _load(tmp_path, "{count: 4}", target)
+    assert pipeline.tables[0].source.partitions.split == "equal_width"  # type: ignore[attr-defined]
+    pipeline = _load(tmp_path, "{count: 4, split: quantiles}", target)
+    assert pipeline.tables[0].source.partitions.split == "quantiles"  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError) as error:
+        _load(tmp_path, "{count: 4, split: median}", target)
+    assert "source.partitions.split" in str(error.value)
+    assert "'equal_width'" in str(error.value) and "'quantiles'" in str(error.value)

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_sync.core.partitions import KeySlice, UnsplittableColumn, key_slices, split_points
+from airflow_provider_sync.core.partitions import (
+    KeySlice,
+    UnsplittableColumn,
+    key_slices,
+    quantile_points,
+    slices_at,
+    split_points,
+)
 from airflow_provider_sync.core.watermark import ExtractRange
 from airflow_provider_sync.dialects import get_dialect
 from airflow_provider_sync.dialects.types import KeysetBounds, TableRef
@@ -101,3 +108,25 @@ def test_the_keyset_read_of_a_partition_adds_its_slice(kind: str) -> None:
     assert list(
         itertools.chain(ranged.params if isinstance(ranged.params, list) else ranged.params.values())
     ) == [5]
+
+
+def test_quantile_starts_become_increasing_inner_boundaries() -> None:
+    # The first start is the minimum (no boundary); a value spanning two quantiles is one boundary.
+    assert quantile_points([1, 5, 5, 9, None]) == [5, 9]
+    assert quantile_points([3, 3, 3]) == [], "one distinct value: one slice"
+    day = dt.date(2024, 1, 1)
+    assert quantile_points([day, day + dt.timedelta(days=2)]) == [day + dt.timedelta(days=2)]
+    with pytest.raises(UnsplittableColumn, match="str values"):
+        quantile_points(["a", "b"])
+    slices = slices_at("id", [5, 9])
+    assert [(s.low, s.high, s.nulls) for s in slices] == [(None, 5, True), (5, 9, False), (9, None, False)]
+
+
+@pytest.mark.parametrize("kind", sorted(GRAMMARS))
+def test_the_quantiles_query_parses_in_every_grammar(kind: str) -> None:
+    dialect = get_dialect(kind)
+    query = dialect.column_quantiles_query(TableRef("t"), "id", "ts", KeysetBounds(upto_cursor=5), 4)
+    parse_sql(query.sql.replace("%s", "?"), GRAMMARS[kind])
+    assert "NTILE(4) OVER (ORDER BY " in query.sql and query.sql.endswith("ORDER BY sync_tile")
+    values = query.params if isinstance(query.params, list) else list(query.params.values())
+    assert values == [5]
