@@ -96,6 +96,12 @@ class LedgerSQL(DMLSQL):
         ends, or None where there is none (see ``Capabilities.target_lock``)."""
         return None
 
+    def target_shared_lock_query(self, identity: str) -> Query | None:
+        """The statement that takes the lock on a target table in shared mode until the load ends: the
+        partitions of one read hold it together, while any other load waits for the exclusive one (None
+        where the database has no shared mode, see ``Capabilities.target_lock_shared``)."""
+        return None
+
     def target_lock_granted(self, cursor: Any) -> bool:
         """Whether the lock statement's cursor says the lock is held (statements that wait or raise: True)."""
         return True

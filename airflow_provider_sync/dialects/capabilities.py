@@ -46,6 +46,8 @@ class Capabilities:
     ``begin_immediate``, ``sp_getapplock``, ``dbms_lock``; ``none``: nothing, only the owners claim)."""
     target_lock_session: bool = False
     """The lock belongs to the session (survives commits, released when the connection closes)."""
+    target_lock_shared: bool = False
+    """The lock also has a shared mode: the partitions of a partitioned read load side by side."""
 
 
 __all__ = ["Capabilities"]

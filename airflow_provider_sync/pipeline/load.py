@@ -82,7 +82,9 @@ def load_from_staging(
         conn = open_connection(dialect, spec)
         try:
             dialect.begin_write(conn)
-            claim_target(dialect, conn, spec, manifest, logger)  # the table's lock, and who may load it
+            # The table's lock, and who may load it; a partition may create the table first, to share it.
+            create = None if spec.mode == "replace" else lambda: ensure_table(dialect, conn, spec, schema)
+            claim_target(dialect, conn, spec, manifest, logger, prepare_table=create)
             rejects = (
                 LoadRejects.open(dialect, conn, spec.target, manifest, quarantine)
                 if on_load_error == "quarantine"

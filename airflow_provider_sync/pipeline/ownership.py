@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,17 +53,43 @@ def owners_table(spec: LoadSpec) -> TableRef:
     return TableRef(OWNERS_TABLE, spec.ledger.schema)
 
 
-def claim_target(dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any = None) -> str:
+def claim_target(
+    dialect: Dialect,
+    conn: Any,
+    spec: LoadSpec,
+    manifest: Manifest,
+    logger: Any = None,
+    prepare_table: Callable[[], Any] | None = None,
+) -> str:
     """Lock the target table for this load and check (and record) the pipeline's claim on it; returns the
     table's identity. Call right after the load transaction began, before anything reads the target; it
-    leaves a write transaction open, holding the lock until the load commits or rolls back."""
+    leaves a write transaction open, holding the lock until the load commits or rolls back.
+
+    A partition of a partitioned read (``spec.key_slice``) takes the lock in shared mode where the database
+    has one, so the partitions of a read load side by side (each writes only its own key slice) while any
+    other load waits. Only the owner may load so: a partition that finds no claim of its pipeline, or no
+    table, first claims it under the exclusive lock and runs ``prepare_table`` (creating the target), and
+    commits that before it loads - so the first load of a partitioned read leaves an empty table behind
+    if its partitions fail."""
     logger = logger or log
-    owners = owners_table(spec)
     # Its own committed transaction: where DDL is transactional that commit would drop a lock held.
-    dialect.create_table_if_missing(conn, owners, owners_schema())
+    dialect.create_table_if_missing(conn, owners_table(spec), owners_schema())
+    if prepare_table is not None and side_by_side(dialect, spec):
+        identity = _claim_shared(dialect, conn, spec, manifest, logger, prepare_table)
+        if identity is not None:
+            return identity
+    return _claim_exclusive(dialect, conn, spec, manifest, logger)
+
+
+def side_by_side(dialect: Dialect, spec: LoadSpec) -> bool:
+    """Whether this load may share the target's lock: a partition's, where the database has a shared mode."""
+    return spec.key_slice is not None and dialect.capabilities.target_lock_shared
+
+
+def _claim_exclusive(dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any) -> str:
+    owners = owners_table(spec)
     dialect.begin_write(conn)
-    current = None if spec.target.schema else dialect.scalar(conn, dialect.current_schema_sql)
-    identity = dialect.target_identity(spec.target, current)
+    identity = _identity(dialect, conn, spec)
     lock_target(dialect, conn, identity, logger)
     claims = live_claims(dialect, conn, spec, owners, identity, manifest.run_id, logger)
     shared = bool(spec.target_shared)
@@ -73,6 +100,38 @@ def claim_target(dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest
         if mine is None:
             logger.info("target %s: first load by pipeline %s (see %s)", identity, spec.pipeline, owners)
     return identity
+
+
+def _claim_shared(
+    dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any, prepare: Callable[[], Any]
+) -> str | None:
+    """The shared lock, once the pipeline's claim and the table are there; None: take the exclusive one."""
+    assert spec.key_slice is not None
+    for attempt in range(2):
+        dialect.begin_write(conn)
+        identity = _identity(dialect, conn, spec)
+        _take_lock(dialect, conn, dialect.target_shared_lock_query(identity), identity, "shared", logger)
+        claims = read_claims(dialect, conn, owners_table(spec), identity)
+        mine, shared = claims.get(spec.pipeline), bool(spec.target_shared)
+        if mine is not None and mine.shared == shared and dialect.table_exists(conn, spec.target):
+            check_claims(identity, spec.pipeline, shared, claims)
+            # Two tries of one partition (a retry racing a task thought lost) still take turns.
+            slice_lock = dialect.target_lock_query(f"{identity}#{spec.key_slice.name}")
+            _take_lock(dialect, conn, slice_lock, identity, f"{spec.key_slice.name} exclusive", logger)
+            return identity
+        conn.rollback()
+        if attempt:
+            break
+        _claim_exclusive(dialect, conn, spec, manifest, logger)
+        prepare()
+        conn.commit()
+        logger.info("target %s: claimed and ready; the partitions load side by side", identity)
+    return None
+
+
+def _identity(dialect: Dialect, conn: Any, spec: LoadSpec) -> str:
+    current = None if spec.target.schema else dialect.scalar(conn, dialect.current_schema_sql)
+    return dialect.target_identity(spec.target, current)
 
 
 def live_claims(
@@ -90,6 +149,15 @@ def live_claims(
 def lock_target(dialect: Dialect, conn: Any, identity: str, logger: Any) -> None:
     """Wait for the exclusive lock on ``identity`` (where the database has one)."""
     query = dialect.target_lock_query(identity)
+    _take_lock(dialect, conn, query, identity, "exclusive", logger)
+    if query is not None and dialect.capabilities.target_lock_session:
+        # The lock outlives commits: start the data transaction after it, so its snapshot sees every
+        # load that finished before this one got the lock.
+        conn.commit()
+        dialect.begin_write(conn)
+
+
+def _take_lock(dialect: Dialect, conn: Any, query: Any, identity: str, mode: str, logger: Any) -> None:
     if query is None:
         return
     cursor = dialect.execute(conn, query)
@@ -102,12 +170,7 @@ def lock_target(dialect: Dialect, conn: Any, identity: str, logger: Any) -> None
             f"target table {identity}: the {dialect.capabilities.target_lock} lock was not granted (another "
             "load of this table held it too long); the task retries"
         )
-    if dialect.capabilities.target_lock_session:
-        # The lock outlives commits: start the data transaction after it, so its snapshot sees every
-        # load that finished before this one got the lock.
-        conn.commit()
-        dialect.begin_write(conn)
-    logger.debug("target %s: %s lock held", identity, dialect.capabilities.target_lock)
+    logger.debug("target %s: %s %s lock held", identity, mode, dialect.capabilities.target_lock)
 
 
 def read_claims(dialect: Dialect, conn: Any, owners: TableRef, identity: str) -> dict[str, Claim]:
