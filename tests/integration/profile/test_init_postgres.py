@@ -102,6 +102,19 @@ def test_init_writes_a_valid_commented_pipeline(
         "pattern "
         "for phone; 100.0% of 3000 sampled non-null values match the phone pattern\n" in text
     )
+    # Each proposed rule says what it was inferred from.
+    assert (
+        "        status: {in: [new, paid, shipped], on_invalid: warn}  # 3 distinct values in 3000 sampled "
+        "rows (distinct estimate 3 from pg_stats (ANALYZE))\n" in text
+    )
+    assert (
+        "        amount: {not_null: true, min: 0}  # 0 of 3000 sampled rows NULL (NULL allowed by the "
+        "catalog); sample minimum 1.50 is not negative\n" in text
+    )
+    assert (
+        "        customer_email: {not_null: true, email: true}  # 0 of 3000 sampled rows NULL (NULL "
+        "allowed by the catalog); 100.0% of sampled values are e-mail addresses\n" in text
+    )
     assert "user1@example.com" not in text  # no personal value is ever written
     assert run_cli("validate", str(output))[0] == 0
 

@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
 from airflow_provider_sync.dialects.connection import ConnectionInfo
-from tests.conftest import require_server
 from tests.dags.conftest import configs_dir, run_pipeline  # noqa: F401  (fixtures of the pipeline test)
-from tests.integration.redis.server import REDIS_SERVER, private_redis_server
+from tests.integration.redis.server import required_redis_server
 
 
 @pytest.fixture(scope="session")
 def redis_port() -> Iterator[int]:
-    with ExitStack() as stack:
-        ports: list[int] = []
-        require_server(
-            f"redis-server ({REDIS_SERVER})",
-            lambda: ports.append(stack.enter_context(private_redis_server())),
-        )
-        yield ports[0]
+    with required_redis_server() as port:
+        yield port
 
 
 @pytest.fixture

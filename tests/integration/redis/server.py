@@ -1,7 +1,8 @@
 """A private redis-server on a free port, without persistence, for tests (never the shared one on 6379).
 
 ``with private_redis_server() as port:`` starts ``redis-server --port N --save '' --appendonly no`` and
-stops it on exit; other test folders can import it for their own fixtures.
+stops it on exit; other test folders can import it for their own fixtures. ``required_redis_server()``
+does the same for a fixture: without redis-server the test skips, or fails under CI.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -53,3 +54,18 @@ def private_redis_server() -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def required_redis_server() -> Iterator[int]:
+    """:func:`private_redis_server`, skipping the test (failing it under CI) when it cannot start."""
+    from tests.conftest import require_server
+
+    with ExitStack() as stack:
+        ports: list[int] = []
+
+        def start() -> None:
+            ports.append(stack.enter_context(private_redis_server()))
+
+        require_server(f"redis-server ({REDIS_SERVER})", start)
+        yield ports[0]
