@@ -1,6 +1,6 @@
 """End-to-end cost of protecting data in flight, against the raw bulk copy, on the local PostgreSQL.
 
-    .venv/bin/python bench/sync_protected.py [--rows 200000] [--repeat 3]
+    .venv/bin/python bench/sync_protected.py [--rows 200000] [--repeat 3] [--fused]
 
 Builds the benchmark ``orders`` table (the one ``bench/sync_throughput.py`` uses) in a schema of its own,
 then measures in the same run, each in a fresh subprocess:
@@ -8,7 +8,10 @@ then measures in the same run, each in a fresh subprocess:
 * the raw baseline: binary ``COPY ... TO STDOUT`` piped into ``COPY ... FROM STDIN`` (no per-row Python);
 * the protected sync: extract → validate (e-mail and amount rules) → mask (email, phone) → encrypt two
   columns (name with AES-256-GCM, note with AES-SIV) → upsert by id, through the step operators'
-  own ``run`` (staged Arrow files between steps, as in a DAG run; no Airflow scheduler overhead).
+  own ``run`` (staged Arrow files between steps, as in a DAG run; no Airflow scheduler overhead);
+* with ``--fused``, the same table with ``execution: fused``: ``FusedSyncOperator`` runs extract → steps →
+  load in one process (scope ``partition``: no watermark commit or audit stage, as above), the steps
+  streamed between the extract and the load.
 
 The ratio is the protected sync's rows/s divided by the baseline's rows/s, per pair of runs made one
 after the other (load on a shared machine drifts); the median pair is reported. The target is at least 0.3.
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -120,7 +124,27 @@ def task_protected(args: dict[str, Any]) -> dict[str, Any]:
     return {"rows": result.rows_staged, "loaded": result.rows_loaded, "phases": phases}
 
 
-TASKS = {"raw": task_raw, "protected": task_protected}
+def task_fused(args: dict[str, Any]) -> dict[str, Any]:
+    from airflow_provider_sync import watermarks
+    from airflow_provider_sync.operators.fused import FusedSyncOperator
+    from airflow_provider_sync.staging.manifest import Manifest
+
+    # No Airflow API server answers here: every run reads from the start, like the per-step run above.
+    watermarks.load_in_task = lambda *args, **kwargs: None
+    info = {"dag_id": "bench_protected", "audit": {"enabled": False}}
+    operator = FusedSyncOperator(task_id="orders.sync", table_spec=table_spec(), pipeline_info=info,
+                                 scope="partition")
+    streams = operator.streams()
+    clock = time.perf_counter()
+    # Audit records take the run from the task instance (none is written: audit is disabled).
+    ti = SimpleNamespace(dag_id=info["dag_id"], run_id=args["run_id"], task_id=operator.task_id, try_number=1)
+    context: Any = {"run_id": args["run_id"], "ti": ti}
+    loaded = Manifest.from_json(operator.execute(context))
+    phases = {"streamed" if streams else "fused": time.perf_counter() - clock}
+    return {"rows": loaded.rows, "loaded": loaded.counters.get("rows_loaded"), "phases": phases}
+
+
+TASKS = {"raw": task_raw, "protected": task_protected, "fused": task_fused}
 
 
 def run_child(name: str, args: dict[str, Any]) -> None:
@@ -132,12 +156,15 @@ def run_child(name: str, args: dict[str, Any]) -> None:
     import airflow_provider_sync.core.encrypt
     import airflow_provider_sync.core.mask
     import airflow_provider_sync.core.validate
+    import airflow_provider_sync.operators.fused
+    import airflow_provider_sync.operators.fused_stream
     import airflow_provider_sync.operators.steps
     import airflow_provider_sync.pipeline.extract
     import airflow_provider_sync.pipeline.load  # noqa: F401
 
     pa.array([0])
-    if name == "protected":  # the first object-storage write loads Airflow's plugins (lineage hooks)
+    # The first object-storage write loads Airflow's plugins (lineage hooks).
+    if name in ("protected", "fused"):
         from airflow_provider_sync.staging.files import StageWriter, staging_root
 
         warm_up = staging_root(f"file://{args['staging']}") / "warm-up"
@@ -155,7 +182,7 @@ def measure(name: str, **args: Any) -> dict[str, Any]:
     command = [sys.executable, __file__, "--task", name, "--task-args", json.dumps(args)]
     keyring = json.dumps({"conn_type": "generic", "password": KEYRING})
     env = {**os.environ, "AIRFLOW_CONN_BENCH_KEYRING": keyring, "SYNC_STAGING_BASE": f"file://{args['staging']}",
-           "AIRFLOW_HOME": str(Path(args["staging"]) / "airflow-home")}
+           "AIRFLOW_HOME": str(Path(args["staging"]) / "airflow-home"), "AIRFLOW_CONN_BENCH_PG": PG_URI}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode:
         sys.stderr.write(done.stderr)
@@ -192,6 +219,8 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (median reported)")
+    parser.add_argument("--fused", action="store_true",
+                        help="also run the table with execution: fused (FusedSyncOperator) after each pair")
     parser.add_argument("--task", help=argparse.SUPPRESS)
     parser.add_argument("--task-args", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,12 +228,15 @@ def main() -> None:
         run_child(args.task, json.loads(args.task_args))
         return
     prepare(args.rows)
-    raw, protected = [], []
+    raw, protected, fused = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-protected-") as staging:
         for attempt in range(args.repeat):
             raw.append(measure("raw", rows=args.rows, staging=staging))
             reset_target()
             protected.append(measure("protected", rows=args.rows, staging=staging, run_id=f"run{attempt}"))
+            if args.fused:
+                reset_target()
+                fused.append(measure("fused", rows=args.rows, staging=staging, run_id=f"fused{attempt}"))
     raw_s = statistics.median(r["seconds"] for r in raw)
     protected_s = statistics.median(r["seconds"] for r in protected)
     fastest = min(protected, key=lambda r: r["seconds"])
@@ -220,6 +252,23 @@ def main() -> None:
     pairs = sorted(r["seconds"] / p["seconds"] for r, p in zip(raw, protected, strict=True))
     print(f"ratio to raw COPY: {statistics.median(pairs):.2f}x median of pairs "
           f"(range {pairs[0]:.2f}-{pairs[-1]:.2f}; target >= 0.30x)")
+    if fused:
+        report_fused(args.rows, raw, protected, fused)
+
+
+def report_fused(rows: int, raw: list[dict[str, Any]], protected: list[dict[str, Any]],
+                 fused: list[dict[str, Any]]) -> None:
+    """The fused runs, each against the raw and the per-step run of its own attempt."""
+    fused_s = statistics.median(r["seconds"] for r in fused)
+    mode = next(iter(fused[0]["phases"]))
+    print(f"fused ({mode}){' ' * (13 - len(mode))}{fused_s:7.2f} s  {rows / fused_s:>10,.0f} rows/s  "
+          f"RSS {max(r['rss_mib'] for r in fused):.0f} MiB")
+    to_raw = sorted(r["seconds"] / f["seconds"] for r, f in zip(raw, fused, strict=True))
+    speedup = sorted(p["seconds"] / f["seconds"] for p, f in zip(protected, fused, strict=True))
+    print(f"fused ratio to raw COPY: {statistics.median(to_raw):.2f}x median of pairs "
+          f"(range {to_raw[0]:.2f}-{to_raw[-1]:.2f})")
+    print(f"fused vs per-step: {statistics.median(speedup):.2f}x faster, median of pairs "
+          f"(range {speedup[0]:.2f}-{speedup[-1]:.2f})")
 
 
 if __name__ == "__main__":

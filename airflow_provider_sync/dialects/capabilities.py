@@ -48,6 +48,9 @@ class Capabilities:
     """The lock belongs to the session (survives commits, released when the connection closes)."""
     target_lock_shared: bool = False
     """The lock also has a shared mode: the partitions of a partitioned read load side by side."""
+    single_writer: bool = False
+    """One writer at a time in the whole database: a load's open transaction blocks every other write to
+    it (quarantine, audit), not only to its target table."""
 
 
 __all__ = ["Capabilities"]

@@ -97,6 +97,7 @@ class SQLiteDialect(Dialect):
         file_based=True,
         # begin_write opens BEGIN IMMEDIATE: the database write lock is the target lock.
         target_lock="begin_immediate",
+        single_writer=True,
     )
 
     def connect(self, info: ConnectionInfo) -> Any:

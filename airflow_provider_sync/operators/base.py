@@ -68,9 +68,12 @@ class SyncTableOperator(BaseOperator):
         #: The range of the partition this stage works on (an ``ExtractRange`` as JSON, with its key
         #: slice), when it runs inside one task of a partitioned read.
         self.partition_range: dict[str, Any] | None = None
-        #: The channel a fused table streams its extract's batches through to its load (None: the load
-        #: reads the staged files).
+        #: The channel a fused table streams its batches through: the one the extract puts its batches
+        #: into, the one a step or the load takes its batches from (None: they read the staged files).
         self.stream: BatchChannel | None = None
+        #: The channel a streamed step puts its batches into, for the next step or the load (None: it
+        #: stages them as files).
+        self.stream_out: BatchChannel | None = None
 
     @cached_property
     def table(self) -> TableSpec:

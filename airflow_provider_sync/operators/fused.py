@@ -9,18 +9,19 @@ watermark is committed only after the load has committed. A retry of the task ru
 the extract, which reads from the watermark that was not moved; the load's upsert keys or append ledger
 make the rows of a load that committed before a crash harmless.
 
-When no step stands between them and the load needs no staged file of its own, the extract and the load
-run side by side: the extract on a thread, handing each batch it stages to the load through a bounded
-channel (:mod:`~airflow_provider_sync.pipeline.stream`); the load commits once the extract finished. One
-mapped task of a partitioned read (``scope="partition"``) runs extract → steps → load of its key range.
+The extract, the steps and the load of most tables stream instead: each on a thread of its own, the
+batches handed on through bounded channels, no step staging files of its own (see
+:mod:`~airflow_provider_sync.operators.fused_stream`, which also says why a table whose steps write the
+target database does not stream into a database that lets one writer in at a time); the load commits once
+every stage before it finished. One mapped task of a partitioned read (``scope="partition"``) runs
+extract → steps → load of its key range.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any, Literal
 
-from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
+from airflow_provider_sync.operators.base import SyncTableOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,6 +65,7 @@ class FusedSyncOperator(SyncTableOperator):
         return operator
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_sync.operators.fused_stream import stream_stages
         from airflow_provider_sync.operators.stages import partition_stages, table_stages
 
         handed: dict[str, Any] = {}
@@ -76,9 +78,10 @@ class FusedSyncOperator(SyncTableOperator):
             operator.partition_range = self.partition_range
             operators.append(operator)
         if self.streams():
-            self.log.info("Stages extract and load, streamed")
-            handed["extract"], handed["load"] = self.extract_into_load(context, operators[0], operators[1])
-            operators = operators[2:]
+            loads = next(i for i, operator in enumerate(operators) if operator.task_id == "load") + 1
+            streamed, operators = operators[:loads], operators[loads:]
+            self.log.info("Stages %s, streamed", " -> ".join(operator.task_id for operator in streamed))
+            handed.update(stream_stages(context, streamed, self.table.name))
             result = handed["load"]
         for operator in operators:
             self.log.info("Stage %s", operator.task_id)
@@ -87,58 +90,37 @@ class FusedSyncOperator(SyncTableOperator):
         return result
 
     def streams(self) -> bool:
-        """Whether the extract's batches go straight into the load: no step between them, and a load
-        into a transactional database that needs no staged file of its own (``append`` labels its ledger
-        row with the range's end; rows set apart or flagged go through the per-batch paths)."""
+        """Whether the extract, the steps and the load run side by side, the batches streamed between them.
+
+        Not for every table, each for a reason that holds whatever the steps:
+
+        * ``strategy: cdc``: its change set is applied as a whole (deletes by key, then upserts, then the
+          position), read from the staged change files;
+        * a file source: it quarantines unparsable lines into the target database while it runs, and its
+          file ledger describes the files as staged;
+        * ``mode: append``: the load labels its ledger row with the range's end before it writes a row, and
+          skips a range already loaded, which it knows only from the finished extract;
+        * ``on_load_error: quarantine`` and a soft delete column: these loads set rows apart batch by batch
+          (rejected rows bisected under savepoints, flagged keys gathered in a work table) and name the
+          quarantined rows from the manifest they start with, which a streamed load holds only at its
+          commit; they keep the staged path until they are proven streamed;
+        * a target without transactions (or tables): rows written before a stage failed could not be
+          taken back, so the load may start only once every stage before it succeeded;
+        * a step that cannot take its batches from a channel, or one that touches the target database
+          while its load holds the database's only write lock (see ``operators/fused_stream.py``).
+        """
+        from airflow_provider_sync.operators.fused_stream import steps_stream
         from airflow_provider_sync.targets import target_for
 
         table = self.table
-        if table.steps or table.incremental.strategy == "cdc" or table.source.files is not None:
+        if table.incremental.strategy == "cdc" or table.source.files is not None:
             return False
         target = table.target
         if target.mode == "append" or target.on_load_error != "fail" or table.deletes.soft_delete_column:
             return False
-        capabilities = target_for(self.connection_info(target.conn_id).conn_type).capabilities
-        return bool(capabilities.tables and capabilities.transactions)
-
-    def extract_into_load(
-        self, context: Context, extract: SyncTableOperator, load: SyncTableOperator
-    ) -> tuple[Any, Any]:
-        """Run the extract on a thread that hands each staged batch to the load running here; the load
-        commits only after the extract finished. Returns both stages' values.
-
-        The extract's audit row is written once the load ended: the audit table may live in the target
-        database, which the load's open transaction holds (SQLite lets one writer in at a time)."""
-        import threading
-
-        from airflow_provider_sync.operators.audit import start_record, write_audit
-        from airflow_provider_sync.pipeline.stream import BatchChannel
-
-        channel = BatchChannel()
-        extract.stream = load.stream = channel
-        extract.prepare(context)
-        record = start_record(extract, context, extract.audit_step)
-        outcome: list[StepOutcome] = []
-
-        def produce() -> None:
-            try:
-                outcome.append(extract.run(context))
-                channel.close(outcome[0].xcom)
-            except BaseException as error:
-                channel.fail(error)
-
-        producer = threading.Thread(target=produce, name=f"extract {self.table.name}", daemon=True)
-        producer.start()
-        try:
-            loaded = load.execute_stage(context)
-        finally:
-            channel.cancel()
-            producer.join()
-            if outcome:
-                write_audit(extract, record.succeeded(**outcome[0].audit), raise_errors=not sys.exc_info()[0])
-            else:
-                write_audit(extract, record.failed(_producer_error(channel)), raise_errors=False)
-        return channel.result(), loaded
+        conn_type = self.connection_info(target.conn_id).conn_type
+        capabilities = target_for(conn_type).capabilities
+        return bool(capabilities.tables and capabilities.transactions) and steps_stream(table, conn_type)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Reported when the OpenLineage provider is installed: source table in, target table out."""
@@ -147,11 +129,3 @@ class FusedSyncOperator(SyncTableOperator):
         target = self.table.target
         inputs = [] if self.table.source.files else self.source_lineage()
         return OperatorLineage(inputs=inputs, outputs=[self.lineage_dataset(target.conn_id, target.table)])
-
-
-def _producer_error(channel: Any) -> BaseException:
-    try:
-        channel.result()
-    except BaseException as error:
-        return error
-    return RuntimeError("the extract did not finish")

@@ -146,8 +146,10 @@ class LoadOperator(SyncTableOperator):
         return StepOutcome(loaded.to_json(), counts)
 
     def load_streamed(self, context: Context, spec: LoadSpec) -> tuple[Any, Any]:
-        """Load the batches the extract streams (a fused table): the transaction commits only once the
-        extract finished, with the extract's manifest in hand; an extract error rolls the load back."""
+        """Load the batches the stage before streams (a fused table: the extract, or the last step): the
+        transaction commits only once that stage, and so every stage before it, finished, with its manifest
+        in hand; an error of any of them rolls the load back. That manifest may list no file (a streamed
+        step stages none): the load reads only its rows, range and history."""
         from dataclasses import replace
 
         from airflow_provider_sync.pipeline.load import load_from_staging
@@ -155,10 +157,10 @@ class LoadOperator(SyncTableOperator):
 
         stream = self.stream
         assert stream is not None
-        extracted: list[Manifest] = []
+        upstream: list[Manifest] = []
 
         def before_commit() -> None:
-            extracted.append(Manifest.from_json(stream.result()))
+            upstream.append(Manifest.from_json(stream.result()))
 
         try:
             schema = stream.schema()
@@ -172,8 +174,8 @@ class LoadOperator(SyncTableOperator):
                 batches=iter(stream),
             )
         finally:
-            stream.cancel()  # the extract stops if the load ended first
-        return extracted[0], replace(result, rows_staged=extracted[0].rows)
+            stream.cancel()  # the stages before stop if the load ended first
+        return upstream[0], replace(result, rows_staged=upstream[0].rows)
 
     def describe_asset_event(self, context: Context, manifest: Any, rows_loaded: int) -> None:
         """Put the rows loaded and the watermark the target now reaches into the target Asset's event, so

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
+    from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.core.keyring import Keyring
     from airflow_provider_sync.core.rejects import RejectedRows
     from airflow_provider_sync.operators.steps import TransformStepOperator
@@ -70,6 +71,39 @@ def protect_rows(rows: pa.RecordBatch, transforms: dict[str, list[ColumnTransfor
         arrays.append(values)
         fields.append(field.with_type(values.type))
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def step_operator(step_type: str) -> type[TransformStepOperator]:
+    """The operator class the step registry names for ``step_type`` (one that declares nothing about its
+    columns when it is not a transform step operator)."""
+    import importlib
+
+    from airflow_provider_sync.config.steps import step_specs
+    from airflow_provider_sync.operators.steps import TransformStepOperator
+
+    module, _, name = step_specs()[step_type].operator.rpartition(".")
+    operator = getattr(importlib.import_module(module), name)
+    return operator if issubclass(operator, TransformStepOperator) else TransformStepOperator
+
+
+def later_protections(table: TableSpec, index: int | None) -> dict[str, list[ColumnTransform]]:
+    """Column (as named in the input of step ``index`` of ``table``) → the protecting transforms of that
+    step and the ones after it, in step order.
+
+    Renames of later steps are followed back, so a column masked under its new name is also masked in
+    the rows this step rejects. When the step cannot be placed in the list (``index`` None), every
+    protecting step of the table applies: better protected twice than stored in clear."""
+    origin: dict[str, str] = {}
+    transforms: dict[str, list[ColumnTransform]] = {}
+    # Only rejecting steps call this, and they protect nothing, so starting at the step itself is safe.
+    for entry in table.steps[index or 0 :]:
+        ((step_type, body),) = entry.items()
+        declared = step_operator(step_type)
+        for old, new in declared.renames(body).items():
+            origin[new] = origin.pop(old, old)
+        for column, transform in declared.protections(body, table).items():
+            transforms.setdefault(origin.get(column, column), []).append(transform)
+    return transforms
 
 
 class RejectSink:

@@ -1,7 +1,10 @@
 """The transform steps as operators: validate, mask, encrypt and schema_map.
 
 Each reads the upstream manifest's staged files one batch at a time, applies the pure transform from
-``core/``, stages the result for the next task and returns the next manifest. Rows a step takes out are
+``core/``, stages the result for the next task and returns the next manifest. Inside a fused task whose
+stages stream (``operators/fused_stream.py``) a step takes its batches from the channel before it instead
+and puts its own into the channel after it, staging no file; it reads its upstream's manifest only once
+its last batch went through, and returns a manifest that lists no file. Rows a step takes out are
 written to the quarantine table (``sync_quarantine`` next to the target table, see
 ``pipeline/step_quarantine.py``) only after the table's later protecting steps (each declares the columns
 it masks or encrypts, and the ones it renames) were applied to them, so a protected field is never stored
@@ -22,12 +25,14 @@ from airflow_provider_sync.operators.protection import (
     RejectSink,
     encrypting,
     keyring_from_connection,
+    later_protections,
     mask_secret,
     masking,
     protect_rows,
+    step_operator,
 )
 
-__all__ = ["RejectSink", "keyring_from_connection", "mask_secret", "protect_rows"]
+__all__ = ["RejectSink", "keyring_from_connection", "mask_secret", "protect_rows", "step_operator"]
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_sync.config.resolved import TableSpec
     from airflow_provider_sync.core.rejects import RejectedRows
+    from airflow_provider_sync.operators.fused_stream import StepInput
     from airflow_provider_sync.staging.manifest import Manifest
     from airflow_provider_sync.staging.verify import StagedPart
 
@@ -44,6 +50,9 @@ class TransformStepOperator(SyncTableOperator):
 
     template_fields = ("table_spec", "step")
     step_type: ClassVar[str] = ""
+    #: The step reads its input through :meth:`step_input` and :meth:`stage`, so a fused task may stream
+    #: batches through it (a step written against the staged files only leaves it False).
+    streamable: ClassVar[bool] = False
 
     def __init__(self, *, step: dict[str, Any], step_index: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -86,19 +95,41 @@ class TransformStepOperator(SyncTableOperator):
         """Columns this step protects (masks or encrypts), each with the transform it applies."""
         return {}
 
+    @classmethod
+    def touches_target(cls, body: dict[str, Any], table: TableSpec) -> bool:
+        """Whether the step reads or writes the target's database while it runs (quarantined rows, subject
+        keys, lookups): such a step cannot run beside a load that holds the database's only write lock.
+        True unless a step says otherwise."""
+        return True
+
+    def step_input(self, context: Context) -> StepInput:
+        """Where this step's rows come from: the channel before it when the stages stream, else the
+        upstream manifest (read at once, so a missing one fails before any work)."""
+        from airflow_provider_sync.operators.fused_stream import StagedInput, StreamedInput
+
+        if self.stream is not None:
+            return StreamedInput(self.stream)
+        return StagedInput(self.input_manifest(context))
+
     def stage(
         self,
         context: Context,
-        manifest: Manifest,
+        source: StepInput | Manifest,
         schema: pa.Schema,
         transform: Callable[[pa.RecordBatch], pa.RecordBatch],
     ) -> tuple[list[StagedPart], int]:
-        """Transform every staged batch of ``manifest`` (each file checked against its manifest entry) into
-        this step's folder; returns the files written, with their rows and checksums, and the rows."""
-        from airflow_provider_sync.staging.files import StageWriter, read_manifest
+        """Transform every batch of ``source`` (staged files are each checked against their manifest entry)
+        into this step's folder, or into the channel after it when the stages stream; returns the files
+        written, with their rows and checksums (none when streamed), and the rows."""
+        from airflow_provider_sync.operators.fused_stream import StagedInput, stream_batches
+        from airflow_provider_sync.staging.files import StageWriter
+        from airflow_provider_sync.staging.manifest import Manifest as StagedManifest
 
+        rows = StagedInput(source) if isinstance(source, StagedManifest) else source
+        if self.stream_out is not None:
+            return [], stream_batches(self.stream_out, schema, map(transform, rows.batches()))
         with StageWriter(self.step_directory(context, self.step_name), schema) as writer:
-            for batch in read_manifest(manifest):
+            for batch in rows.batches():
                 writer.write(transform(batch))
         return writer.parts, writer.rows
 
@@ -106,34 +137,9 @@ class TransformStepOperator(SyncTableOperator):
         return RejectSink(self, context)
 
     def protection(self) -> dict[str, list[ColumnTransform]]:
-        """Column (as named in this step's input) → the later steps' protecting transforms it goes through.
-
-        Renames of later steps are followed back, so a column masked under its new name is also masked in
-        the rows this step rejects. When this step cannot be placed in the list, every protecting step of
-        the table applies: better protected twice than stored in clear."""
-        origin: dict[str, str] = {}
-        transforms: dict[str, list[ColumnTransform]] = {}
-        # Only rejecting steps call this, and they protect nothing, so starting at this step is safe.
-        for entry in self.table.steps[self.step_index() or 0 :]:
-            ((step_type, body),) = entry.items()
-            declared = step_operator(step_type)
-            for old, new in declared.renames(body).items():
-                origin[new] = origin.pop(old, old)
-            for column, transform in declared.protections(body, self.table).items():
-                transforms.setdefault(origin.get(column, column), []).append(transform)
-        return transforms
-
-
-def step_operator(step_type: str) -> type[TransformStepOperator]:
-    """The operator class the step registry names for ``step_type`` (one that declares nothing about its
-    columns when it is not a transform step operator)."""
-    import importlib
-
-    from airflow_provider_sync.config.steps import step_specs
-
-    module, _, name = step_specs()[step_type].operator.rpartition(".")
-    operator = getattr(importlib.import_module(module), name)
-    return operator if issubclass(operator, TransformStepOperator) else TransformStepOperator
+        """Column (as named in this step's input) → the later steps' protecting transforms it goes through
+        (see :func:`~airflow_provider_sync.operators.protection.later_protections`)."""
+        return later_protections(self.table, self.step_index())
 
 
 def _first_rules(rejected: RejectedRows, into: dict[str, int]) -> None:
@@ -146,6 +152,15 @@ class ValidateOperator(TransformStepOperator):
 
     ui_color = "#fdf2d0"
     step_type = "validate"
+    streamable = True
+
+    @classmethod
+    def touches_target(cls, body: dict[str, Any], table: TableSpec) -> bool:
+        """Quarantining rows writes the target's quarantine table (the default ``on_invalid``)."""
+        from airflow_provider_sync.config.steps.validate import ValidateStep
+        from airflow_provider_sync.operators.fused_stream import says_quarantine
+
+        return says_quarantine(ValidateStep.model_validate(body).model_dump())
 
     @classmethod
     def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
@@ -155,7 +170,7 @@ class ValidateOperator(TransformStepOperator):
         from airflow_provider_sync.core.validate import Validator
         from airflow_provider_sync.staging.manifest import StepRecord
 
-        manifest = self.input_manifest(context)
+        source = self.step_input(context)
         validator = Validator(self.step_model)
         rejected_by_rule: dict[str, int] = {}
 
@@ -169,7 +184,8 @@ class ValidateOperator(TransformStepOperator):
                     rejected_by_rule[rule] = rejected_by_rule.get(rule, 0) + count
                 return result.valid
 
-            files, rows = self.stage(context, manifest, manifest.arrow_schema, check)
+            files, rows = self.stage(context, source, source.schema, check)
+        manifest = source.manifest()
         summary = validator.finish()  # raises when max_invalid_ratio is exceeded
         self.log.info(
             "validate: %d rows in, %d passed, %d quarantined, %d dropped, %d warned; broken by rule: %s",
@@ -199,6 +215,11 @@ class MaskOperator(TransformStepOperator):
 
     ui_color = "#f3e3f7"
     step_type = "mask"
+    streamable = True
+
+    @classmethod
+    def touches_target(cls, body: dict[str, Any], table: TableSpec) -> bool:
+        return False  # its secret comes from an Airflow connection
 
     @classmethod
     def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
@@ -218,10 +239,11 @@ class MaskOperator(TransformStepOperator):
         from airflow_provider_sync.core.mask import Masker
         from airflow_provider_sync.staging.manifest import StepRecord
 
-        manifest = self.input_manifest(context)
+        source = self.step_input(context)
         masker = Masker(self.step_model, mask_secret(self.step_model.secret_conn_id))
-        schema = masker.output_schema(manifest.arrow_schema)
-        files, rows = self.stage(context, manifest, schema, masker.mask)
+        schema = masker.output_schema(source.schema)
+        files, rows = self.stage(context, source, schema, masker.mask)
+        manifest = source.manifest()
         details = masker.metadata()
         self.log.info("mask: %d rows, columns %s", rows, details["columns_masked"])
         record = StepRecord(self.step_name, manifest.rows, rows, details=details)
@@ -234,6 +256,14 @@ class EncryptOperator(TransformStepOperator):
 
     ui_color = "#e2e7f7"
     step_type = "encrypt"
+    streamable = True
+
+    @classmethod
+    def touches_target(cls, body: dict[str, Any], table: TableSpec) -> bool:
+        """Keys per subject are read and created in the target's subject key table."""
+        from airflow_provider_sync.config.steps.encrypt import EncryptStep
+
+        return bool(EncryptStep.model_validate(body).per_subject_columns)
 
     @classmethod
     def audit_counts(cls, record: dict[str, Any]) -> dict[str, int]:
@@ -259,7 +289,7 @@ class EncryptOperator(TransformStepOperator):
         from airflow_provider_sync.core.encrypt import Encryptor
         from airflow_provider_sync.staging.manifest import StepRecord
 
-        manifest = self.input_manifest(context)
+        source = self.step_input(context)
         step = self.step_model
         from airflow_provider_sync.pipeline.subject_keys import subject_keys_for
 
@@ -269,8 +299,9 @@ class EncryptOperator(TransformStepOperator):
             step, keyring, lambda: self.connection_info(target.conn_id), target.table
         )
         encryptor = Encryptor(step, keyring, target.table, subject_keys=subject_keys)
-        schema = encryptor.output_schema(manifest.arrow_schema)
-        files, rows = self.stage(context, manifest, schema, encryptor.encrypt)
+        schema = encryptor.output_schema(source.schema)
+        files, rows = self.stage(context, source, schema, encryptor.encrypt)
+        manifest = source.manifest()
         details = encryptor.metadata()
         self.log.info(
             "encrypt: %d rows, %d values under key %s, columns %s",
@@ -290,6 +321,17 @@ class SchemaMapOperator(TransformStepOperator):
 
     ui_color = "#e0f4f1"
     step_type = "schema_map"
+    streamable = True
+
+    @classmethod
+    def touches_target(cls, body: dict[str, Any], table: TableSpec) -> bool:
+        """Quarantined rows go to the target's quarantine table; a lookup reads a database that may be the
+        target's."""
+        from airflow_provider_sync.config.steps.schema_map import SchemaMapStep
+        from airflow_provider_sync.operators.fused_stream import says_quarantine
+
+        step = SchemaMapStep.model_validate(body)
+        return bool(step.lookup) or says_quarantine(step.model_dump())
 
     @classmethod
     def renames(cls, body: dict[str, Any]) -> dict[str, str]:
@@ -310,14 +352,14 @@ class SchemaMapOperator(TransformStepOperator):
         from airflow_provider_sync.core.schema_map import SchemaMapper
         from airflow_provider_sync.staging.manifest import StepRecord
 
-        manifest = self.input_manifest(context)
+        source = self.step_input(context)
         step = self.step_model
         references = {spec.name: self.fetch_reference(spec) for spec in step.lookup}
         for spec in step.lookup:
             self.log.info("lookup %s: %d reference rows", spec.table, references[spec.name].num_rows)
         mapper = SchemaMapper(step)
         schema = mapper.output_schema(
-            manifest.arrow_schema, {name: table.schema for name, table in references.items()}
+            source.schema, {name: table.schema for name, table in references.items()}
         )
         rejected_by_rule: dict[str, int] = {}
 
@@ -329,7 +371,8 @@ class SchemaMapOperator(TransformStepOperator):
                 _first_rules(result.rejected, rejected_by_rule)
                 return result.batch
 
-            files, rows = self.stage(context, manifest, schema, apply)
+            files, rows = self.stage(context, source, schema, apply)
+        manifest = source.manifest()
         details = mapper.metadata()
         self.log.info(
             "schema_map: %d rows in, %d out; values affected: %s",

@@ -1,11 +1,14 @@
-"""A bounded hand-over of record batches from an extract running in one thread to a load in another.
+"""A bounded hand-over of record batches from one stage running in one thread to the next in another.
 
 A fused table whose rows go straight from the source to a database target streams them: the extract still
-stages every batch (the files keep their role for retries and inspection) and also puts it here; the load
-takes it from here instead of reading the files back, so reading and writing overlap. At most ``depth``
-batches wait, so memory stays bounded whatever the table's size. The load's transaction commits only after
-the extract finished: the extract's outcome (its manifest, or its error) closes the channel, and an error
-reaches the load as its own, so the load rolls back and the target is left as it was.
+stages every batch (the files keep their role for retries and inspection) and also puts it here; each step
+takes its batches from the channel before it and puts what it makes into the one after it, and the load
+takes the last channel's batches instead of reading files back, so reading, transforming and writing
+overlap. At most ``depth`` batches wait in a channel, so memory stays bounded whatever the table's size.
+The load's transaction commits only after every stage before it finished: each stage's outcome (its
+manifest, or its error) closes its channel, and an error reaches the next stage as its own, so the load
+rolls back and the target is left as it was. Cancelling a channel stops both of its sides: the producer at
+its next batch, a consumer waiting for a batch at once.
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ if TYPE_CHECKING:
 _END = object()
 
 
+#: How long a blocked side waits before it looks again whether the channel was cancelled (seconds).
+_POLL = 0.2
+
+
 class StreamCancelled(Exception):
-    """The consuming side gave up (the load failed): the extract stops at its next batch."""
+    """The channel was cancelled (a later stage failed): the producer stops at its next batch."""
 
 
 class BatchChannel:
-    """One producer (the extract), one consumer (the load). ``open`` the schema, ``put`` batches, then
-    ``close`` with the extract's result or ``fail`` with its error; the consumer reads :meth:`schema`,
-    iterates the batches and takes :meth:`result`."""
+    """One producer (the extract or a step), one consumer (a step or the load). ``open`` the schema,
+    ``put`` batches, then ``close`` with the producer's result or ``fail`` with its error; the consumer
+    reads :meth:`schema`, iterates the batches and takes :meth:`result`."""
 
     def __init__(self, depth: int = 2) -> None:
         self._batches: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -46,7 +53,7 @@ class BatchChannel:
 
     def put(self, batch: pa.RecordBatch) -> None:
         if not self._hand_over(batch):
-            raise StreamCancelled("the load stopped taking rows")
+            raise StreamCancelled("the next stage stopped taking rows")
 
     def close(self, result: Any) -> None:
         self._result = result
@@ -65,7 +72,7 @@ class BatchChannel:
         """Queue ``item``, waiting while the queue is full; False when the consumer gave up meanwhile."""
         while not self._cancelled.is_set():
             try:
-                self._batches.put(item, timeout=0.2)
+                self._batches.put(item, timeout=_POLL)
                 return True
             except queue.Full:
                 continue
@@ -73,29 +80,40 @@ class BatchChannel:
 
     # ----------------------------------------------------------------- consumer
     def schema(self) -> pa.Schema:
-        """The staged schema, once the extract knows it (its error, if it failed before)."""
-        self._opened.wait()
+        """The producer's schema, once it knows it (its error, if it failed before)."""
+        while not self._opened.wait(_POLL):
+            self._raise_cancelled()
         self._raise_failure()
         assert self._schema is not None
         return self._schema
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         while True:
-            item = self._batches.get()
+            try:
+                item = self._batches.get(timeout=_POLL)
+            except queue.Empty:
+                # A cancelled channel takes no end marker: the producer's end would never arrive.
+                self._raise_cancelled()
+                continue
             if item is _END:
                 self._raise_failure()
                 return
             yield item
 
     def result(self) -> Any:
-        """What the extract returned, once it finished."""
+        """What the producer returned, once it finished."""
         self._done.wait()
         self._raise_failure()
         return self._result
 
     def cancel(self) -> None:
-        """Stop the producer: the consumer will take no more batches."""
+        """Stop the producer (the consumer will take no more batches) and a consumer still waiting."""
         self._cancelled.set()
+
+    def _raise_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            self._raise_failure()
+            raise StreamCancelled("the stream was cancelled")
 
     def _raise_failure(self) -> None:
         if self._error is not None:

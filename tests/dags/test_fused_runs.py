@@ -200,3 +200,156 @@ def test_a_streamed_run_that_fails_on_either_side_leaves_target_and_watermark_al
     monkeypatch.setattr(SQLiteDialect, name, original)
     assert _run(configs).state == "success"
     demo_data().compare(str(source), str(warehouse))
+
+
+# ------------------------------------------------------------------ steps streamed, or not, into SQLite
+STEPPED = """\
+version: 1
+dag_id: fused_orders
+execution: fused
+source: {conn_id: fused_shop, table: orders}
+target: {conn_id: fused_warehouse, table: orders, mode: upsert, keys: [id]}
+incremental: {strategy: timestamp, column: updated_at, key: [id], batch_size: 100}
+staging: {base: "%s", keep_committed: true}
+steps:
+%s
+default_args: {retries: 0}
+"""
+#: Touch no database while they run: they may stream beside the load that holds SQLite's write lock.
+LOCAL_STEPS = """\
+  - validate: {on_invalid: drop, rules: {amount: {min: 0}}}
+  - mask: {columns: {customer_email: email}}"""
+#: Writes the warehouse's quarantine table: SQLite lets one writer in, so the stages run one by one.
+QUARANTINING_STEPS = """\
+  - validate: {on_invalid: quarantine, rules: {amount: {min: 0}}}
+  - mask: {columns: {customer_email: email}}"""
+
+
+def _staged(staging: Path, run_id: str, step: str) -> list[Path]:
+    from airflow_provider_sync.staging.files import safe_component
+
+    folder = staging / DAG_ID / safe_component(run_id) / "orders" / step
+    return sorted(path for path in folder.rglob("*") if path.is_file()) if folder.exists() else []
+
+
+def _add_negative_orders(shop: Path, ids: list[int]) -> None:
+    with sqlite3.connect(shop) as db:
+        db.executemany(
+            "INSERT INTO orders VALUES (?, 'debt@example.com', -4.5, 'new', NULL, ?, ?)",
+            [(i, "2026-02-02 00:00:00", "2026-02-02 00:00:00") for i in ids],
+        )
+
+
+def _stepped(configs: Path, tmp_path: Path, steps: str) -> Path:
+    staging = tmp_path / "staging"
+    (configs / "fused.yaml").write_text(STEPPED % (f"file://{staging}", steps))
+    return staging
+
+
+def _step_counts(warehouse: Path, run_id: str) -> dict[str, tuple[Any, ...]]:
+    with sqlite3.connect(warehouse) as db:
+        rows = db.execute(
+            "SELECT step, status, rows_extracted, rows_valid, rows_rejected, rows_masked, rows_loaded "
+            "FROM sync_audit WHERE run_id = ?",
+            (run_id,),
+        ).fetchall()
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_steps_that_touch_no_database_stream_into_sqlite(
+    shop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """validate (drop) and mask stream between the extract and the load: no step stages a file, and the
+    target, the audit rows and a rerun are what the stages run one by one give."""
+    source, warehouse, configs = shop
+    staging = _stepped(configs, tmp_path, LOCAL_STEPS)
+    _add_negative_orders(source, [2001, 2002, 2003])
+    first = _run(configs)
+    assert first.state == "success"
+    assert _staged(staging, first.run_id, "extract"), "the extract still stages its files"
+    assert _staged(staging, first.run_id, "validate") == [] and _staged(staging, first.run_id, "mask") == []
+    assert _rows(warehouse) == (1000, 1000), "the three negative orders were dropped"
+    with sqlite3.connect(warehouse) as db:
+        emails = [row[0] for row in db.execute("SELECT customer_email FROM orders")]
+    assert all(e.endswith("@example.com") and not e.startswith("customer") for e in emails), emails[:3]
+    counts = _step_counts(warehouse, first.run_id)
+    assert counts["extract"] == ("success", 1003, None, None, None, None), counts
+    assert counts["validate"][:4] == ("success", None, 1000, 3), counts
+    assert counts["mask"][0] == "success" and counts["mask"][4] == 1000, counts
+    assert counts["load"][0] == "success" and counts["load"][5] == 1000, counts
+    assert counts["run"][0] == "success", counts
+
+    rerun = _run(configs)
+    assert rerun.state == "success"
+    assert _rows(warehouse) == (1000, 1000), "nothing loaded twice"
+    assert _step_counts(warehouse, rerun.run_id)["extract"][1] == 0
+
+
+def test_a_quarantining_step_into_sqlite_runs_the_stages_one_after_the_other(
+    shop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """The quarantine table sits in the warehouse, whose one write lock the load would hold: the steps
+    stage their files one after the other, and the rejected rows are quarantined, masked."""
+    source, warehouse, configs = shop
+    staging = _stepped(configs, tmp_path, QUARANTINING_STEPS)
+    _add_negative_orders(source, [2001, 2002])
+    run = _run(configs)
+    assert run.state == "success"
+    assert _staged(staging, run.run_id, "validate") and _staged(staging, run.run_id, "mask"), "not streamed"
+    assert _rows(warehouse) == (1000, 1000)
+    with sqlite3.connect(warehouse) as db:
+        quarantined = db.execute(
+            "SELECT step, rule, row_json FROM sync_quarantine ORDER BY row_json"
+        ).fetchall()
+    assert [(step, rule) for step, rule, _ in quarantined] == [("validate", "amount.range")] * 2
+    assert all("debt@example.com" not in row for _, _, row in quarantined), "the e-mail was masked"
+    counts = _step_counts(warehouse, run.run_id)
+    assert counts["validate"][:4] == ("success", None, 1000, 2), counts
+    assert counts["run"][0] == "success", counts
+
+
+def test_a_step_failing_mid_stream_leaves_target_and_watermark_alone(
+    shop: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mask fails on its third batch while the load is writing: the load rolls back, the watermark stays,
+    every stage leaves its audit row, and the rerun syncs everything once."""
+    from airflow_provider_sync.core.mask import Masker
+
+    source, warehouse, configs = shop
+    staging = _stepped(configs, tmp_path, LOCAL_STEPS)
+    assert _run(configs).state == "success"
+    committed = _watermark()
+    _add_orders(source, 300)
+    demo_data().change(str(source))
+    with sqlite3.connect(warehouse) as db:
+        before = db.execute("SELECT * FROM orders ORDER BY id").fetchall()
+
+    original = Masker.mask
+    calls: list[int] = []
+
+    def mask_then_fail(self: Any, batch: Any) -> Any:
+        calls.append(batch.num_rows)
+        if len(calls) == 3:
+            raise RuntimeError("mask broke on its third batch")
+        return original(self, batch)
+
+    monkeypatch.setattr(Masker, "mask", mask_then_fail)
+    crashed = _run(configs)
+    assert crashed.state == "failed"
+    with sqlite3.connect(warehouse) as db:
+        assert db.execute("SELECT * FROM orders ORDER BY id").fetchall() == before, "the load rolled back"
+        errors = dict(
+            db.execute("SELECT step, error_message FROM sync_audit WHERE run_id = ?", (crashed.run_id,))
+        )
+    assert _watermark() == committed
+    statuses = _step_counts(warehouse, crashed.run_id)
+    assert statuses["mask"][0] == "failed" and statuses["load"][0] == "failed", statuses
+    assert "mask broke on its third batch" in str(errors["mask"]) and "mask broke" in str(errors["load"])
+    assert {"extract", "validate"} <= set(statuses), "every stage wrote its audit row"
+    assert _staged(staging, crashed.run_id, "mask") == []
+
+    monkeypatch.setattr(Masker, "mask", original)
+    assert _run(configs).state == "success"
+    with sqlite3.connect(source) as db:
+        (expected,) = db.execute("SELECT COUNT(*) FROM orders").fetchone()
+    assert _rows(warehouse) == (expected, expected)

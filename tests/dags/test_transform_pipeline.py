@@ -77,12 +77,17 @@ def create_source(space: Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def pipeline_yaml(dag_id: str, source: Namespace, target: Namespace, execution: str = "per_step") -> str:
+def pipeline_yaml(
+    dag_id: str, source: Namespace, target: Namespace, execution: str = "per_step",
+    staging: Path | None = None,
+) -> str:
+    kept = f"staging: {{base: 'file://{staging}', keep_committed: true}}" if staging else ""
     return f"""
 version: 1
 dag_id: {dag_id}
 default_args: {{retries: 0}}
 execution: {execution}
+{kept}
 source: {{conn_id: steps_src, table: {source.name('customers')}}}
 target: {{conn_id: steps_dst, table: {target.name('customers_out')}, mode: upsert, keys: [id],
           create_if_missing: true}}
@@ -111,13 +116,14 @@ steps:
 
 
 @pytest.mark.parametrize(
-    ("target_kind", "execution"), [("postgres", "per_step"), ("mysql", "per_step"), ("postgres", "fused")]
+    ("target_kind", "execution"),
+    [("postgres", "per_step"), ("mysql", "per_step"), ("postgres", "fused"), ("mysql", "fused")],
 )
 def test_protected_pipeline_end_to_end(
     target_kind: str, execution: str, source: Namespace, request: pytest.FixtureRequest,
     monkeypatch: pytest.MonkeyPatch,
     run_pipeline: Callable[..., Any], configs_dir: Path, airflow_db: Path,
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str], tmp_path: Path,
 ) -> None:
     uri = request.getfixturevalue("pg_uri" if target_kind == "postgres" else "mysql_uri")
     targets = namespace(target_kind, uri)
@@ -129,7 +135,8 @@ def test_protected_pipeline_end_to_end(
         monkeypatch.setenv("AIRFLOW_CONN_STEPS_SRC", source.uri)
         monkeypatch.setenv("AIRFLOW_CONN_STEPS_DST", target.uri)
         keyring = set_secrets(monkeypatch, "steps_keyring", "steps_secret")
-        (configs_dir / "steps_e2e.yaml").write_text(pipeline_yaml(dag_id, source, target, execution))
+        staging = tmp_path / "staging"
+        (configs_dir / "steps_e2e.yaml").write_text(pipeline_yaml(dag_id, source, target, execution, staging))
 
         caplog.set_level("DEBUG")
         run = run_pipeline(dag_id)
@@ -140,6 +147,7 @@ def test_protected_pipeline_end_to_end(
         check_audit(target, dag_id, run.run_id)
         logs = logged_text(airflow_db, caplog, capsys.readouterr())
         assert "validate: 60 rows in" in logs, "the step logs were captured"
+        assert_streamed_when_fused(logs, staging, dag_id, run.run_id, execution)
         stored = logs + xcom_text(dag_id, run.run_id) + str(target.fetch(
             "SELECT * FROM sync_audit WHERE dag_id = %s", [dag_id]))
         leaked = [value for value in protected_values(rows) if value in stored]
@@ -170,6 +178,26 @@ def assert_one_task_when_fused(airflow_db: Path, dag_id: str, run_id: str, execu
         assert stages == {"sync": "success"}, states
     else:
         assert "encrypt" in stages and "sync" not in stages, states
+
+
+STEP_FOLDERS = ("validate", "mask", "encrypt", "schema_map")
+
+
+def staged_files(staging: Path, dag_id: str, run_id: str, step: str) -> list[Path]:
+    from airflow_provider_sync.staging.files import safe_component
+
+    folders = (staging / dag_id / safe_component(run_id)).glob(f"*/{step}")
+    return [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+
+
+def assert_streamed_when_fused(logs: str, staging: Path, dag_id: str, run_id: str, execution: str) -> None:
+    """A fused table streams its steps: one pass, no staged file between steps (the extract keeps its
+    files); per step, every step stages its own."""
+    assert staged_files(staging, dag_id, run_id, "extract")
+    streamed = "Stages extract -> validate -> mask -> encrypt -> schema_map -> load, streamed" in logs
+    assert streamed is (execution == "fused")
+    for step in STEP_FOLDERS:
+        assert bool(staged_files(staging, dag_id, run_id, step)) is (execution != "fused"), step
 
 
 def xcom_text(dag_id: str, run_id: str) -> str:
@@ -250,3 +278,139 @@ def check_quarantine(target: Namespace, dag_id: str, rows: list[dict[str, Any]],
         assert saved["national_id"].startswith("enc:v1:siv:k1:")
         context = f"{target.name('customers_out')}.notes"
         assert decrypt_value(saved["notes"], keyring, context) == original["notes"]
+
+
+# ---------------------------------------------------------------- streamed steps against the per-step run
+AUDITED = (
+    "step, status, rows_extracted, rows_valid, rows_rejected, rows_masked, rows_encrypted, rows_loaded, "
+    "rows_skipped, rejected_by_rule, key_ids"
+)
+
+
+def decrypted(target: Namespace, rows: list[dict[str, Any]], keyring: Any) -> list[dict[str, Any]]:
+    """``rows`` with their encrypted columns decrypted (randomized ciphertexts differ run to run, and the
+    context names the target table)."""
+    table = target.name("customers_out")
+    out = []
+    for row in rows:
+        row = dict(row)
+        for column in ("national_id", "notes"):
+            assert str(row[column]).startswith("enc:v1:"), f"{column} stored in clear"
+            row[column] = decrypt_value(row[column], keyring, f"{table}.{column}")
+        out.append(row)
+    return out
+
+
+def outcome(target: Namespace, dag_id: str, run_id: str, keyring: Any) -> dict[str, Any]:
+    """What a run left: target rows, quarantined rows (both decrypted) and the audit rows' counts."""
+    table = target.name("customers_out")
+    quarantined = [
+        {"step": q["step"], "rule": q["rule"], "reason": q["reason"], **q["row_json"]}
+        for q in target.quarantine(dag_id)
+    ]
+    audit = target.fetch(
+        f"SELECT {AUDITED} FROM sync_audit WHERE dag_id = %s AND run_id = %s ORDER BY step", [dag_id, run_id]
+    )
+    return {
+        "target": decrypted(target, target.fetch(f"SELECT * FROM {table} ORDER BY id"), keyring),
+        "quarantine": sorted(decrypted(target, quarantined, keyring), key=lambda q: (q["step"], q["id"])),
+        "audit": audit,
+    }
+
+
+def test_streamed_steps_give_what_the_per_step_run_gives(
+    source: Namespace, pg_uri: str, monkeypatch: pytest.MonkeyPatch,
+    run_pipeline: Callable[..., Any], configs_dir: Path, airflow_db: Path,
+) -> None:
+    """The same table per step into one schema and fused (streamed) into another: same rows, same
+    quarantined rows, same audit counts per step."""
+    rows = create_source(source)
+    monkeypatch.setenv("AIRFLOW_CONN_STEPS_SRC", source.uri)
+    keyring = set_secrets(monkeypatch, "steps_keyring", "steps_secret")
+    results = []
+    for execution in ("per_step", "fused"):
+        spaces = namespace("postgres", pg_uri)
+        target = next(spaces)
+        try:
+            dag_id = f"steps_same_{execution}_{source.schema}"
+            monkeypatch.setenv("AIRFLOW_CONN_STEPS_DST", target.uri)
+            (configs_dir / "steps_same.yaml").write_text(pipeline_yaml(dag_id, source, target, execution))
+            run = run_pipeline(dag_id)
+            assert run.state == "success"
+            check_quarantine(target, dag_id, rows, keyring)
+            results.append(outcome(target, dag_id, run.run_id, keyring))
+        finally:
+            for _ in spaces:
+                pass
+    per_step, fused = results
+    assert len(per_step["target"]) == 55 and len(per_step["quarantine"]) == 4
+    assert fused["target"] == per_step["target"]
+    assert fused["quarantine"] == per_step["quarantine"]
+    assert fused["audit"] == per_step["audit"]
+
+
+def watermarks(dag_id: str) -> dict[str, Any]:
+    from airflow.models import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        stored = session.query(Variable).filter(Variable.key.like(f"sync:{dag_id}:%")).all()
+        return {variable.key: variable.val for variable in stored}
+
+
+def test_a_step_failing_mid_stream_leaves_target_and_watermark_alone(
+    source: Namespace, pg_uri: str, monkeypatch: pytest.MonkeyPatch,
+    run_pipeline: Callable[..., Any], configs_dir: Path, airflow_db: Path,
+) -> None:
+    """encrypt fails on its second batch while the load writes into PostgreSQL: the load rolls back, the
+    watermark stays, each stage leaves its audit row, the error is encrypt's own; the rerun syncs it all."""
+    from airflow_provider_sync.core.encrypt import Encryptor
+
+    spaces = namespace("postgres", pg_uri)
+    target = next(spaces)
+    try:
+        rows = create_source(source)
+        dag_id = f"steps_crash_{source.schema}"
+        target.dag_ids.append(dag_id)
+        monkeypatch.setenv("AIRFLOW_CONN_STEPS_SRC", source.uri)
+        monkeypatch.setenv("AIRFLOW_CONN_STEPS_DST", target.uri)
+        keyring = set_secrets(monkeypatch, "steps_keyring", "steps_secret")
+        (configs_dir / "steps_crash.yaml").write_text(pipeline_yaml(dag_id, source, target, "fused"))
+        assert run_pipeline(dag_id).state == "success"
+        committed = watermarks(dag_id)
+        table = target.name("customers_out")
+        before = target.fetch(f"SELECT * FROM {table} ORDER BY id")
+        source.run(f"UPDATE {source.name('customers')} SET amount = amount + 1, "
+                   "updated_at = updated_at + interval '1 day'")
+
+        original, calls = Encryptor.encrypt, []
+
+        def encrypt_then_fail(self: Any, batch: Any) -> Any:
+            calls.append(batch.num_rows)
+            if len(calls) == 2:
+                raise RuntimeError("cipher unit gave up on the second batch")
+            return original(self, batch)
+
+        monkeypatch.setattr(Encryptor, "encrypt", encrypt_then_fail)
+        crashed = run_pipeline(dag_id)
+        assert crashed.state == "failed"
+        assert target.fetch(f"SELECT * FROM {table} ORDER BY id") == before, "the load rolled back"
+        assert watermarks(dag_id) == committed, "the watermark did not move"
+        audit = {r["step"]: r for r in target.fetch(
+            "SELECT step, status, error_message FROM sync_audit WHERE dag_id = %s AND run_id = %s",
+            [dag_id, crashed.run_id])}
+        assert {"extract", "validate", "mask", "encrypt", "schema_map", "load"} <= set(audit), audit
+        assert audit["encrypt"]["status"] == "failed" and audit["load"]["status"] == "failed", audit
+        assert "cipher unit gave up" in audit["encrypt"]["error_message"]
+        assert "cipher unit gave up" in audit["load"]["error_message"], "the load raised encrypt's error"
+
+        monkeypatch.setattr(Encryptor, "encrypt", original)
+        assert run_pipeline(dag_id).state == "success"
+        after = {row["id"]: row for row in target.fetch(f"SELECT id, amount FROM {table}")}
+        assert len(after) == 55
+        moved = [r for r in rows if r["id"] in after]
+        assert all(Decimal(str(after[r["id"]]["amount"])) == r["amount"] + 1 for r in moved)
+        check_quarantine(target, dag_id, rows, keyring)
+    finally:
+        for _ in spaces:
+            pass
