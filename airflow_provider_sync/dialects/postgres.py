@@ -1,9 +1,10 @@
 """PostgreSQL through psycopg 3.
 
 Reads stream through a named (server-side) cursor, so memory stays bounded by the batch size. Loads go
-through ``COPY ... FROM STDIN`` (text format, built column-wise with pyarrow) into a temporary staging
-table, then ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE (t.*) IS DISTINCT FROM (excluded.*)`` so
-unchanged rows are not rewritten.
+through ``COPY ... FROM STDIN`` (binary format where every column has an exact binary encoding, see
+postgres_binary; text format otherwise, both built column-wise) into a temporary staging table, then
+``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE (t.*) IS DISTINCT FROM (excluded.*)`` so unchanged rows
+are not rewritten.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ if TYPE_CHECKING:
     from .connection import ConnectionInfo
 
 _CURSOR_NUMBERS = itertools.count(1)
-_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+), column ([^:\n]+)")
+# The text format reports 'COPY t, line 3, column c: "value"', the binary one 'COPY t, line 3, column c'; a
+# row's constraint (NOT NULL, CHECK) names no column.
+_COPY_CONTEXT = re.compile(r"COPY [^,]+, line (\d+)(?:, column ([^:\n]+))?")
 _CONNECT_OPTIONS = (
     "sslmode",
     "sslrootcert",
@@ -94,6 +97,7 @@ class PostgresDialect(PostgresTypes):
         supports_schemas=True,
         native_json=True,
         target_lock="pg_advisory_xact_lock",
+        target_lock_shared=True,
     )
 
     def connect(self, info: ConnectionInfo) -> Any:
@@ -199,8 +203,8 @@ class PostgresDialect(PostgresTypes):
         diag = getattr(exc, "diag", None)
         where = _COPY_CONTEXT.search(getattr(diag, "context", None) or "") if diag else None
         if translated is not None and where:
-            kind = type(translated)
-            return kind(f"{translated} (staged row {where.group(1)}, column {where.group(2)})")
+            place = f"staged row {where.group(1)}" + (f", column {where.group(2)}" if where.group(2) else "")
+            return type(translated)(f"{translated} ({place})")
         return translated
 
     def is_transient(self, exc: BaseException) -> bool:
@@ -295,6 +299,7 @@ class PostgresDialect(PostgresTypes):
         """``COPY ... FROM STDIN``; the next batch is read and encoded on a producer thread while the
         driver sends the current one (both release the GIL), at most one batch ahead."""
         from ._arrow import iter_nonempty
+        from .postgres_binary import binary_encoder, copy_payloads
 
         deferred = _NESTED_LOADS.defer(conn, batches, lambda held: self.bulk_insert(conn, table, held))
         if deferred is not None:  # called while a COPY streams on conn: written once that one ended
@@ -303,12 +308,14 @@ class PostgresDialect(PostgresTypes):
         first = next(remaining, None)
         if first is None:
             return 0
+        columns, into = self.column_list(first.schema.names), self.qualify(table)
+        binary = binary_encoder(conn, f"SELECT {columns} FROM {into} WHERE false", first.schema)
         # COPY takes no parameters, so undo the percent doubling quote() does for execute().
-        statement = f"COPY {self.qualify(table)} ({self.column_list(first.schema.names)}) FROM STDIN"
+        statement = f"COPY {into} ({columns}) FROM STDIN{' (FORMAT binary)' if binary else ''}"
         total = 0
         with _NESTED_LOADS.streaming(conn) as streaming:
             with conn.cursor() as cursor, cursor.copy(statement.replace("%%", "%")) as copy:
-                for rows, payload in run_ahead(_encoded(itertools.chain([first], remaining))):
+                for rows, payload in run_ahead(copy_payloads(itertools.chain([first], remaining), binary)):
                     copy.write(payload)
                     total += rows
             streaming.run_deferred()
@@ -361,15 +368,12 @@ class PostgresDialect(PostgresTypes):
         key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
         return Query("SELECT pg_advisory_xact_lock(%s)", [key])
 
+    def target_shared_lock_query(self, identity: str) -> Query:
+        key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
+        return Query("SELECT pg_advisory_xact_lock_shared(%s)", [key])
+
     def ledger_timestamp_type(self) -> str:
         return "timestamp with time zone"
 
 
 _NESTED_LOADS = NestedLoads()
-
-
-def _encoded(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, bytes]]:
-    from ._arrow import text_rows
-
-    for batch in batches:
-        yield batch.num_rows, text_rows(batch, "postgres")
