@@ -107,7 +107,10 @@ class FusedSyncOperator(SyncTableOperator):
         * a target without transactions (or tables): rows written before a stage failed could not be
           taken back, so the load may start only once every stage before it succeeded;
         * a step that cannot take its batches from a channel, or one that touches the target database
-          while its load holds the database's only write lock (see ``operators/fused_stream.py``).
+          while its load holds the database's only write lock (see ``operators/fused_stream.py``);
+        * a partition whose load cannot share the target's lock with its siblings' (see
+          ``pipeline/ownership.py``): a streamed load holds the lock from its first batch, so the siblings'
+          extracts would wait for it too, instead of only their loads.
         """
         from airflow_provider_sync.operators.fused_stream import steps_stream
         from airflow_provider_sync.targets import target_for
@@ -120,7 +123,23 @@ class FusedSyncOperator(SyncTableOperator):
             return False
         conn_type = self.connection_info(target.conn_id).conn_type
         capabilities = target_for(conn_type).capabilities
-        return bool(capabilities.tables and capabilities.transactions) and steps_stream(table, conn_type)
+        if not (capabilities.tables and capabilities.transactions) or not steps_stream(table, conn_type):
+            return False
+        return self.scope != "partition" or self.partition_loads_side_by_side(conn_type)
+
+    def partition_loads_side_by_side(self, conn_type: str) -> bool:
+        """Whether this partition's load shares the target's lock with its siblings' (as
+        :func:`~airflow_provider_sync.pipeline.ownership.side_by_side` decides it for the load)."""
+        from airflow_provider_sync.dialects import get_dialect
+
+        partitions = self.table.source.partitions
+        renames = any("schema_map" in step for step in self.table.steps)  # the load then has no key slice
+        return (
+            partitions is not None
+            and not renames
+            and partitions.column in self.table.target.keys
+            and get_dialect(conn_type).capabilities.target_lock_shared
+        )
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Reported when the OpenLineage provider is installed: source table in, target table out."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.operators.base import StepOutcome, SyncTableOperator
 
 if TYPE_CHECKING:
@@ -59,14 +60,20 @@ class PartitionPlanOperator(SyncTableOperator):
         assert partitions is not None
         key = plan_variable_key(self.pipeline_dag_id, self.table.name)
         stored = stored_plan(key, Variable.get(key, default=None))
-        if (
-            stored is not None
-            and stored["column"] == partitions.column
-            and stored["count"] == partitions.count
-            and stored.get("split", "equal_width") == partitions.split
-        ):
-            self.log.info("Resuming the partition plan %s of run %s", key, stored.get("run_id"))
-            return list(stored["ranges"])
+        settings = {"column": partitions.column, "count": partitions.count, "split": partitions.split}
+        if stored is not None:
+            planned_with = {"split": "equal_width", **stored}  # plans made before split existed
+            if all(planned_with.get(name) == value for name, value in settings.items()):
+                self.log.info("Resuming the partition plan %s of run %s", key, stored.get("run_id"))
+                return list(stored["ranges"])
+            if self.table.target.mode == "append":
+                raise TerminalError(
+                    f"partition plan {key} of run {stored.get('run_id')} was made with "
+                    f"{_settings_text(planned_with)}; the file now says {_settings_text(settings)}. An "
+                    "append load's ledger knows each partition by its name: new ranges under old names "
+                    "would skip or repeat rows. Set source.partitions back to finish that first read, or "
+                    f"delete the rows it appended and the plan (airflow variables delete {key})"
+                )
         spec = extract_spec_for(self.table, self.connection_info(self.table.source.conn_id))
         column, count, split = str(partitions.column), partitions.count, partitions.split
         planned = plan_partitions(spec, column, count, split=split, logger=self.log)  # type: ignore[arg-type]
@@ -80,6 +87,10 @@ class PartitionPlanOperator(SyncTableOperator):
         }
         Variable.set(key, json.dumps(plan, sort_keys=True))
         return ranges
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {settings.get(name)}" for name in ("column", "count", "split"))
 
 
 def stored_plan(key: str, raw: Any) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from airflow_provider_sync.errors import TerminalError
 from airflow_provider_sync.staging.manifest import Manifest
 
 from .connections import driver_errors, open_connection
-from .load_append import append_rows
+from .load_append import append_rows, ensure_ledger_table
 from .load_parts import (
     LoadResult,
     check_compatible,
@@ -29,7 +29,7 @@ from .load_parts import (
     insert_rows,
     staged_batches,
 )
-from .ownership import claim_target
+from .ownership import SharedSetup, claim_target, side_by_side
 from .quarantine import LoadRejects, QuarantineWriter
 from .soft_delete import FlaggedDeletes, deletion_marker, marked_rows
 from .specs import LoadSpec
@@ -82,9 +82,8 @@ def load_from_staging(
         conn = open_connection(dialect, spec)
         try:
             dialect.begin_write(conn)
-            # The table's lock, and who may load it; a partition may create the table first, to share it.
-            create = None if spec.mode == "replace" else lambda: ensure_table(dialect, conn, spec, schema)
-            claim_target(dialect, conn, spec, manifest, logger, prepare_table=create)
+            setup = _shared_setup(dialect, conn, spec, schema, on_load_error)
+            claim_target(dialect, conn, spec, manifest, logger, setup)  # the lock, and who may load the table
             rejects = (
                 LoadRejects.open(dialect, conn, spec.target, manifest, quarantine)
                 if on_load_error == "quarantine"
@@ -110,10 +109,34 @@ def load_from_staging(
         finally:
             conn.close()
     result = replace(result, seconds=round(time.monotonic() - started, 3))
+    if setup is not None and setup.created:  # created before the load, to share the lock with partitions
+        result = replace(result, created_table=True)
     if streamed is not None:  # a stream's manifest is only written after the load began: count its rows here
         result = replace(result, rows_staged=streamed.rows)
     logger.info("load %s: %s", spec.target, result.summary())
     return result
+
+
+def _shared_setup(
+    dialect: Dialect, conn: Any, spec: LoadSpec, schema: pa.Schema, on_load_error: str
+) -> SharedSetup | None:
+    """For a partition that may load beside its siblings: the tables it needs before it shares the lock
+    (created under the exclusive lock, in a transaction of their own, so no two partitions race to create
+    them). Replacing and quarantining loads take turns."""
+    if spec.mode == "replace" or on_load_error != "fail" or not side_by_side(dialect, spec):
+        return None
+
+    def ready() -> bool:
+        needed = [spec.target, spec.ledger] if spec.mode == "append" else [spec.target]
+        return all(dialect.table_exists(conn, table) for table in needed)
+
+    def prepare() -> bool:
+        created = ensure_table(dialect, conn, spec, schema)
+        if spec.mode == "append":
+            ensure_ledger_table(dialect, conn, spec)
+        return created
+
+    return SharedSetup(ready, prepare)
 
 
 class _Counted:
@@ -213,9 +236,11 @@ def _upsert_isolating(
     batches: Iterator[pa.RecordBatch],
 ) -> LoadCounts:
     """Upsert batch by batch, so a rejected batch can be rolled back to its savepoint and bisected."""
+    direct = staging == spec.target  # copied straight into a target that held none of these keys
 
     def apply(batch: pa.RecordBatch) -> LoadCounts:
-        dialect.execute(conn, dialect.delete_query(staging)).close()
+        if not direct:  # empty the staging table of the batch before (never the target itself)
+            dialect.execute(conn, dialect.delete_query(staging)).close()
         staged = dialect.bulk_insert(conn, staging, [batch])
         return dialect.upsert(conn, staging, spec.target, schema.names, spec.keys, staged)
 

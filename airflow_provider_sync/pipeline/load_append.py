@@ -39,7 +39,7 @@ def append_rows(
     """Insert the manifest's rows and its ledger row in one transaction, unless the ledger shows the range
     was loaded already."""
     range_start, range_end = _ledger_labels(manifest)
-    if _ledger_table(dialect, conn, spec):
+    if ensure_ledger_table(dialect, conn, spec):
         ddl_checkpoint(dialect, conn)
     batches: Any = staged_batches(manifest, logger, f"load {spec.target}")
     existing = _ledger_ends(dialect, conn, spec, manifest, range_start)
@@ -118,7 +118,8 @@ def _label_order(label: str) -> tuple[Any, ...]:
     return (cursor, *key)
 
 
-def _ledger_table(dialect: Dialect, conn: Any, spec: LoadSpec) -> bool:
+def ensure_ledger_table(dialect: Dialect, conn: Any, spec: LoadSpec) -> bool:
+    """Create the append ledger next to the target when missing; True when this call created it."""
     if dialect.table_exists(conn, spec.ledger):
         return False
     dialect.execute(conn, dialect.ledger_table_sql(spec.ledger)).close()

@@ -53,37 +53,51 @@ def owners_table(spec: LoadSpec) -> TableRef:
     return TableRef(OWNERS_TABLE, spec.ledger.schema)
 
 
+@dataclass
+class SharedSetup:
+    """What a partition's load needs in place before it may share the target's lock: ``ready`` tells
+    whether it is there, ``prepare`` makes it (the target table, the append ledger) and returns whether it
+    created the target table, which ``created`` then records."""
+
+    ready: Callable[[], bool]
+    prepare: Callable[[], bool]
+    created: bool = False
+
+
 def claim_target(
     dialect: Dialect,
     conn: Any,
     spec: LoadSpec,
     manifest: Manifest,
     logger: Any = None,
-    prepare_table: Callable[[], Any] | None = None,
+    shared_setup: SharedSetup | None = None,
 ) -> str:
     """Lock the target table for this load and check (and record) the pipeline's claim on it; returns the
     table's identity. Call right after the load transaction began, before anything reads the target; it
     leaves a write transaction open, holding the lock until the load commits or rolls back.
 
-    A partition of a partitioned read (``spec.key_slice``) takes the lock in shared mode where the database
-    has one, so the partitions of a read load side by side (each writes only its own key slice) while any
-    other load waits. Only the owner may load so: a partition that finds no claim of its pipeline, or no
-    table, first claims it under the exclusive lock and runs ``prepare_table`` (creating the target), and
-    commits that before it loads - so the first load of a partitioned read leaves an empty table behind
-    if its partitions fail."""
+    With ``shared_setup``, a partition of a partitioned read whose slice is keyed by a key column takes
+    the lock in shared mode where the database has one (:func:`side_by_side`), so the partitions of a read
+    load side by side (each writes only rows of its own key slice) while any other load waits. Only a
+    pipeline that owns the table alone may load so. A partition that finds no claim of its pipeline, or
+    the tables it needs missing, first claims the table under the exclusive lock, runs the setup's
+    ``prepare`` and commits that before it loads - so the first load of a partitioned read leaves an empty
+    table behind if its partitions fail."""
     logger = logger or log
     # Its own committed transaction: where DDL is transactional that commit would drop a lock held.
     dialect.create_table_if_missing(conn, owners_table(spec), owners_schema())
-    if prepare_table is not None and side_by_side(dialect, spec):
-        identity = _claim_shared(dialect, conn, spec, manifest, logger, prepare_table)
+    if shared_setup is not None and side_by_side(dialect, spec):
+        identity = _claim_shared(dialect, conn, spec, manifest, logger, shared_setup)
         if identity is not None:
             return identity
     return _claim_exclusive(dialect, conn, spec, manifest, logger)
 
 
 def side_by_side(dialect: Dialect, spec: LoadSpec) -> bool:
-    """Whether this load may share the target's lock: a partition's, where the database has a shared mode."""
-    return spec.key_slice is not None and dialect.capabilities.target_lock_shared
+    """Whether this load may share the target's lock: a partition's, whose rows all lie in a key slice of
+    a key column (so no other partition writes one of its keys), where the database has a shared mode."""
+    key_slice = spec.key_slice
+    return key_slice is not None and key_slice.column in spec.keys and dialect.capabilities.target_lock_shared
 
 
 def _claim_exclusive(dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any) -> str:
@@ -103,9 +117,10 @@ def _claim_exclusive(dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Mani
 
 
 def _claim_shared(
-    dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any, prepare: Callable[[], Any]
+    dialect: Dialect, conn: Any, spec: LoadSpec, manifest: Manifest, logger: Any, setup: SharedSetup
 ) -> str | None:
-    """The shared lock, once the pipeline's claim and the table are there; None: take the exclusive one."""
+    """The shared lock, once the pipeline alone owns the table and the setup is ready; None: take the
+    exclusive one."""
     assert spec.key_slice is not None
     for attempt in range(2):
         dialect.begin_write(conn)
@@ -113,17 +128,16 @@ def _claim_shared(
         _take_lock(dialect, conn, dialect.target_shared_lock_query(identity), identity, "shared", logger)
         claims = read_claims(dialect, conn, owners_table(spec), identity)
         mine, shared = claims.get(spec.pipeline), bool(spec.target_shared)
-        if mine is not None and mine.shared == shared and dialect.table_exists(conn, spec.target):
-            check_claims(identity, spec.pipeline, shared, claims)
+        if set(claims) == {spec.pipeline} and mine is not None and mine.shared == shared and setup.ready():
             # Two tries of one partition (a retry racing a task thought lost) still take turns.
-            slice_lock = dialect.target_lock_query(f"{identity}#{spec.key_slice.name}")
-            _take_lock(dialect, conn, slice_lock, identity, f"{spec.key_slice.name} exclusive", logger)
+            name = f"{identity}#{spec.pipeline}#{spec.key_slice.name}"
+            _take_lock(dialect, conn, dialect.target_lock_query(name), identity, "slice exclusive", logger)
             return identity
         conn.rollback()
-        if attempt:
-            break
+        if attempt or (claims and set(claims) != {spec.pipeline}):
+            break  # shared with other pipelines: their loads and ours take turns
         _claim_exclusive(dialect, conn, spec, manifest, logger)
-        prepare()
+        setup.created = setup.prepare() or setup.created
         conn.commit()
         logger.info("target %s: claimed and ready; the partitions load side by side", identity)
     return None

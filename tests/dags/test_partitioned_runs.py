@@ -161,6 +161,14 @@ def test_a_failed_partition_is_run_again_without_loading_the_others_twice(
             "'2026-04-01 00:00:00', '2026-04-01 00:00:00')"
         )
     monkeypatch.setattr(LoadOperator, "run", original)
+    # Re-planned with other ranges, the append ledger's partition names would point at other rows.
+    (configs / "parted.yaml").write_text(
+        (PIPELINE % "append").replace("{count: 4}", "{count: 4, split: quantiles}")
+    )
+    refused = _run(configs)
+    assert refused.state == "failed" and _rows(warehouse) == (750, 750)
+    assert _variable(PLAN_KEY) == plan, "the plan of the unfinished first read is kept"
+    (configs / "parted.yaml").write_text(PIPELINE % "append")
     rerun = _run(configs)
     assert rerun.state == "success"
     assert _rows(warehouse) == (1000, 1000), "the partitions loaded before were skipped by their ledger rows"

@@ -208,3 +208,40 @@ def test_a_later_stage_error_wins_over_the_earlier_stages_stopping(audit: dict[s
     for name in ("extract", "validate"):  # stopped by the channel, or already done
         status, detail = audit[name]
         assert status == "success" or isinstance(detail, StreamCancelled), audit
+
+
+@pytest.mark.parametrize(
+    ("conn_type", "column", "steps", "streams"),
+    [
+        ("postgres", "id", "  - mask: {columns: {email: email}}", True),
+        ("postgres", "id", "  - schema_map: {rename: {email: mail}}", False),  # the load has no key slice
+        ("postgres", "updated_at", "  - mask: {columns: {email: email}}", False),  # not a target key
+        ("mysql", "id", "  - mask: {columns: {email: email}}", False),  # GET_LOCK has no shared mode
+        ("sqlite", "id", "  - mask: {columns: {email: email}}", False),
+    ],
+)
+def test_a_partition_streams_only_where_its_load_shares_the_target_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conn_type: str, column: str, steps: str, streams: bool
+) -> None:
+    from airflow_provider_sync.dialects.connection import ConnectionInfo
+    from airflow_provider_sync.operators.fused import FusedSyncOperator
+
+    path = tmp_path / "p.yaml"
+    text = (PIPELINE % steps).replace("table: t}", f"table: t, partitions: {{count: 2, column: {column}}}}}")
+    path.write_text(text)
+    pipeline = load_pipeline(path)
+    operator = FusedSyncOperator(
+        task_id="t.sync",
+        table_spec=pipeline.tables[0].model_dump(mode="json"),
+        pipeline_info={"dag_id": "streams"},
+        scope="partition",
+    )
+    monkeypatch.setattr(operator, "connection_info", lambda conn_id: ConnectionInfo(conn_type=conn_type))
+    assert operator.streams() is streams
+    whole = FusedSyncOperator(
+        task_id="t.sync",
+        table_spec=pipeline.tables[0].model_dump(mode="json"),
+        pipeline_info={"dag_id": "streams"},
+    )
+    monkeypatch.setattr(whole, "connection_info", lambda conn_id: ConnectionInfo(conn_type=conn_type))
+    assert whole.streams() is True, "a table read in one task streams whatever its target's lock"
