@@ -125,7 +125,8 @@ class FusedSyncOperator(SyncTableOperator):
         capabilities = target_for(conn_type).capabilities
         if not (capabilities.tables and capabilities.transactions) or not steps_stream(table, conn_type):
             return False
-        return self.scope != "partition" or self.partition_loads_side_by_side(conn_type)
+        one_of_several = self.scope == "partition" and (self.partition_range or {}).get("partition")
+        return not one_of_several or self.partition_loads_side_by_side(conn_type)
 
     def partition_loads_side_by_side(self, conn_type: str) -> bool:
         """Whether this partition's load shares the target's lock with its siblings' (as

@@ -235,9 +235,18 @@ def test_a_partition_streams_only_where_its_load_shares_the_target_lock(
         table_spec=pipeline.tables[0].model_dump(mode="json"),
         pipeline_info={"dag_id": "streams"},
         scope="partition",
+        partition_range={"partition": {"column": column, "index": 0, "count": 2}},
     )
     monkeypatch.setattr(operator, "connection_info", lambda conn_id: ConnectionInfo(conn_type=conn_type))
     assert operator.streams() is streams
+    later = FusedSyncOperator(  # a later run of the table: one task reads past the watermark
+        task_id="t.sync",
+        table_spec=pipeline.tables[0].model_dump(mode="json"),
+        pipeline_info={"dag_id": "streams"},
+        scope="partition",
+    )
+    monkeypatch.setattr(later, "connection_info", lambda conn_id: ConnectionInfo(conn_type=conn_type))
+    assert later.streams() is True
     whole = FusedSyncOperator(
         task_id="t.sync",
         table_spec=pipeline.tables[0].model_dump(mode="json"),
