@@ -109,3 +109,17 @@ def seeded_shop(
     yield shop, warehouse, configs
     for key in variables:
         Variable.delete(key)
+
+
+def failing_on_call(original: Callable[..., Any], call: int, message: str) -> Callable[..., Any]:
+    """``original`` (a method taking a batch) that raises ``RuntimeError(message)`` on its ``call``-th
+    call, as a stage breaking in the middle of a run."""
+    calls: list[int] = []
+
+    def wrapped(self: Any, batch: Any) -> Any:
+        calls.append(batch.num_rows)
+        if len(calls) == call:
+            raise RuntimeError(message)
+        return original(self, batch)
+
+    return wrapped

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dags.conftest import demo_data, parse_dags_folder, register, seeded_shop
+from tests.dags.conftest import demo_data, failing_on_call, parse_dags_folder, register, seeded_shop
 
 pytestmark = pytest.mark.integration
 
@@ -325,15 +325,7 @@ def test_a_step_failing_mid_stream_leaves_target_and_watermark_alone(
         before = db.execute("SELECT * FROM orders ORDER BY id").fetchall()
 
     original = Masker.mask
-    calls: list[int] = []
-
-    def mask_then_fail(self: Any, batch: Any) -> Any:
-        calls.append(batch.num_rows)
-        if len(calls) == 3:
-            raise RuntimeError("mask broke on its third batch")
-        return original(self, batch)
-
-    monkeypatch.setattr(Masker, "mask", mask_then_fail)
+    monkeypatch.setattr(Masker, "mask", failing_on_call(original, 3, "mask broke on its third batch"))
     crashed = _run(configs)
     assert crashed.state == "failed"
     with sqlite3.connect(warehouse) as db:

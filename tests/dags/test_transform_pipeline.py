@@ -18,6 +18,7 @@ import pytest
 from airflow_provider_sync.config.steps.mask import MaskStep
 from airflow_provider_sync.core.encrypt import decrypt_value
 from airflow_provider_sync.core.mask import Masker
+from tests.dags.conftest import failing_on_call
 from tests.integration.step_support import MASK_SECRET, Namespace, logged_text, namespace, set_secrets
 
 pytestmark = pytest.mark.integration
@@ -383,15 +384,9 @@ def test_a_step_failing_mid_stream_leaves_target_and_watermark_alone(
         source.run(f"UPDATE {source.name('customers')} SET amount = amount + 1, "
                    "updated_at = updated_at + interval '1 day'")
 
-        original, calls = Encryptor.encrypt, []
-
-        def encrypt_then_fail(self: Any, batch: Any) -> Any:
-            calls.append(batch.num_rows)
-            if len(calls) == 2:
-                raise RuntimeError("cipher unit gave up on the second batch")
-            return original(self, batch)
-
-        monkeypatch.setattr(Encryptor, "encrypt", encrypt_then_fail)
+        original = Encryptor.encrypt
+        broken = failing_on_call(original, 2, "cipher unit gave up on the second batch")
+        monkeypatch.setattr(Encryptor, "encrypt", broken)
         crashed = run_pipeline(dag_id)
         assert crashed.state == "failed"
         assert target.fetch(f"SELECT * FROM {table} ORDER BY id") == before, "the load rolled back"

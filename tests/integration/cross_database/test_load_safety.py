@@ -34,6 +34,11 @@ def stage(directory: Path, rows: int, run_id: str = "run1", first: int = 1) -> M
             ids = pa.array(range(start, min(start + 100_000, first + rows)), pa.int64())
             names = pa.array([f"n{i % 1000}" for i in range(len(ids))], pa.string())
             writer.write(pa.RecordBatch.from_arrays([ids, names], schema=SCHEMA))
+    return manifest_of(writer, run_id)
+
+
+def manifest_of(writer: StageWriter, run_id: str = "run1") -> Manifest:
+    """The extract manifest of the files ``writer`` staged."""
     return Manifest(
         "shop_sync",
         run_id,
@@ -176,16 +181,7 @@ def test_a_row_with_a_nul_character_is_quarantined_in_postgres(make_db: Any, tmp
     batch = pa.RecordBatch.from_pydict({"id": list(range(1, 101)), "name": names}, schema=SCHEMA)
     with StageWriter(tmp_path / "nul", SCHEMA) as writer:
         writer.write(batch)
-    manifest = Manifest(
-        "shop_sync",
-        "run1",
-        "orders",
-        "extract",
-        writer.files,
-        100,
-        schema_to_text(SCHEMA),
-        parts=writer.parts,
-    )
+    manifest = manifest_of(writer)
     quarantine = target.table("sync_quarantine")
     load_spec = replace(spec(target), create_if_missing=False)
     result = load_from_staging(load_spec, manifest, on_load_error="quarantine", quarantine=quarantine)
@@ -245,16 +241,7 @@ def test_a_first_upsert_that_quarantines_keeps_every_batch(make_db: Any, tmp_pat
         for start in range(0, 300, 100):
             chunk = {"id": list(range(start + 1, start + 101)), "name": names[start : start + 100]}
             writer.write(pa.RecordBatch.from_pydict(chunk, schema=SCHEMA))
-    manifest = Manifest(
-        "shop_sync",
-        "run1",
-        "orders",
-        "extract",
-        writer.files,
-        300,
-        schema_to_text(SCHEMA),
-        parts=writer.parts,
-    )
+    manifest = manifest_of(writer)
     load_spec = replace(spec(target), mode="upsert", keys=("id",), create_if_missing=False)
     quarantine = target.table("sync_quarantine")
     result = load_from_staging(load_spec, manifest, on_load_error="quarantine", quarantine=quarantine)
