@@ -70,6 +70,8 @@ def load_from_staging(
     """
     if on_load_error not in ON_LOAD_ERROR:
         raise TerminalError(f"on_load_error {on_load_error!r} is not allowed; use one of: fail, quarantine")
+    if batches is not None and spec.mode == "append":
+        raise ValueError("an append load reads its staged files: its ledger row needs the range's end")
     logger = logger or log
     dialect = get_dialect(spec.connection.conn_type)
     schema = manifest.arrow_schema
@@ -89,20 +91,10 @@ def load_from_staging(
                 if on_load_error == "quarantine"
                 else None
             )
-            if batches is not None and spec.mode == "append":
-                raise ValueError(
-                    "an append load reads its staged files: its ledger row needs the range's end"
-                )
-            if streamed is not None:
-                rows = iter(streamed)
-            else:
-                rows = staged_batches(manifest, logger, f"load {spec.target}")
-            if spec.mode == "replace":
-                result = _replace(dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows)
-            else:
-                result = _append_or_upsert(
-                    dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows
-                )
+            label = f"load {spec.target}"
+            rows = iter(streamed) if streamed is not None else staged_batches(manifest, logger, label)
+            write = _replace if spec.mode == "replace" else _append_or_upsert
+            result = write(dialect, conn, spec, manifest, schema, logger, before_commit, rejects, rows)
         except BaseException:
             conn.rollback()
             raise

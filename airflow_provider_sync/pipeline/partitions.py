@@ -69,16 +69,7 @@ def plan_partitions(
                 conn.rollback()
             finally:
                 conn.close()
-    try:
-        if split == "quantiles":
-            slices = slices_at(column, quantile_points(starts))
-        else:
-            slices = key_slices(column, low, high, count)
-    except UnsplittableColumn as error:
-        raise TerminalError(
-            f"source.partitions.column {column!r} of {spec.label} holds {error}, which cannot be cut into "
-            "ranges; partition by a numeric, date or timestamp column (such as an integer primary key)"
-        ) from None
+    slices = _slices(spec, column, count, split, (low, high, starts))
     logger.info(
         "%s: %d partition(s) of %s (%s) between %s and %s, up to %s %s",
         spec.label,
@@ -91,6 +82,22 @@ def plan_partitions(
         range_.end if range_.end is not None else "",
     )
     return [replace(range_, partition=key_slice) for key_slice in slices]
+
+
+def _slices(
+    spec: ExtractSpec, column: str, count: int, split: str, spread: tuple[Any, Any, list[Any]]
+) -> list[Any]:
+    """The key slices cut from the column's ``spread`` (minimum, maximum, quantile starts)."""
+    low, high, starts = spread
+    try:
+        if split == "quantiles":
+            return slices_at(column, quantile_points(starts))
+        return key_slices(column, low, high, count)
+    except UnsplittableColumn as error:
+        raise TerminalError(
+            f"source.partitions.column {column!r} of {spec.label} holds {error}, which cannot be cut into "
+            "ranges; partition by a numeric, date or timestamp column (such as an integer primary key)"
+        ) from None
 
 
 def _column_spread(
