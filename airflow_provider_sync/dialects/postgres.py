@@ -365,15 +365,18 @@ class PostgresDialect(PostgresTypes):
 
     def target_lock_query(self, identity: str) -> Query:
         # Transaction-scoped: the load's commit or rollback releases it, so it is never left behind.
-        key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
-        return Query("SELECT pg_advisory_xact_lock(%s)", [key])
+        return Query("SELECT pg_advisory_xact_lock(%s)", [_lock_key(identity)])
 
     def target_shared_lock_query(self, identity: str) -> Query:
-        key = int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
-        return Query("SELECT pg_advisory_xact_lock_shared(%s)", [key])
+        return Query("SELECT pg_advisory_xact_lock_shared(%s)", [_lock_key(identity)])
 
     def ledger_timestamp_type(self) -> str:
         return "timestamp with time zone"
 
 
 _NESTED_LOADS = NestedLoads()
+
+
+def _lock_key(identity: str) -> int:
+    """The advisory lock key (a signed 64-bit integer) of a target table's identity."""
+    return int.from_bytes(lock_digest(identity)[:8], "big", signed=True)
