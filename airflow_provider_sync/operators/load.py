@@ -150,8 +150,6 @@ class LoadOperator(SyncTableOperator):
         transaction commits only once that stage, and so every stage before it, finished, with its manifest
         in hand; an error of any of them rolls the load back. That manifest may list no file (a streamed
         step stages none): the load reads only its rows, range and history."""
-        from dataclasses import replace
-
         from airflow_provider_sync.pipeline.load import load_from_staging
         from airflow_provider_sync.staging.manifest import Manifest, schema_to_text
 
@@ -175,7 +173,7 @@ class LoadOperator(SyncTableOperator):
             )
         finally:
             stream.cancel()  # the stages before stop if the load ended first
-        return upstream[0], replace(result, rows_staged=upstream[0].rows)
+        return upstream[0], result  # the load counted the rows it was handed
 
     def describe_asset_event(self, context: Context, manifest: Any, rows_loaded: int) -> None:
         """Put the rows loaded and the watermark the target now reaches into the target Asset's event, so
